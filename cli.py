@@ -1,0 +1,148 @@
+"""Loupe's command line: `python cli.py --help`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from loupe.settings import RETRIEVAL_MODES, SettingsError, load_settings
+
+
+def _progress_printer(verb: str):
+    """A progress line on stderr: rewritten in place on a terminal, one line per step otherwise."""
+    interactive = sys.stderr.isatty()
+
+    def show(done: int, total: int, current: str) -> None:
+        width = len(str(total))
+        line = f"[{done:>{width}}/{total}] {verb} {current}".rstrip()
+        if interactive:
+            sys.stderr.write("\r\033[K" + line + ("\n" if done == total else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from loupe.ingest import Ingester
+    from loupe.stores import build_document_store
+
+    settings = load_settings()
+    ingester = Ingester(settings, build_document_store(settings))
+    report = ingester.ingest(args.paths, progress=_progress_printer("ingesting"))
+    for failure in report.failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    print(report.summary())
+    return report.exit_code
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from loupe.qa import Asker
+
+    settings = load_settings()
+    if args.top_k is not None and args.top_k < 1:
+        raise SettingsError(f"--top-k must be at least 1, got {args.top_k}")
+    asker = Asker(settings)
+    if asker.generator.fallback_reason:
+        print(f"NOTE: using the extractive answerer: {asker.generator.fallback_reason}", file=sys.stderr)
+    unknown = _unknown_documents(asker.bundle.store, args.doc or [])
+    if unknown:
+        print(f"error: unknown document id(s): {', '.join(unknown)} (see `python cli.py docs`)", file=sys.stderr)
+        return 2
+    stream = None if args.json else _print_stream
+    answer = asker.ask(
+        args.question, doc_ids=args.doc, mode=args.mode, top_k=args.top_k, streaming_callback=stream,
+        on_fallback=lambda reason: print(f"\nNOTE: using the extractive answerer: {reason}", file=sys.stderr),
+    )
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False))
+        return 0
+    if stream is None or not answer.answer:
+        print(answer.answer)
+    print(f"\n\n-- generator: {answer.generator['kind']} ({answer.generator['model']}); "
+          f"retrieval {answer.timings['retrieval_ms']:.0f} ms, generation {answer.timings['generation_ms']:.0f} ms")
+    for number, passage in enumerate(answer.passages, start=1):
+        ranks = ", ".join(f"{name} #{rank}" for name, rank in passage["ranks"].items() if rank is not None)
+        print(f"\n[{number}] {passage['title']} (doc {passage['doc_id']}, page {passage['page']}) "
+              f"score {passage['score']:.4f}; {ranks}")
+        print(passage["text"])
+    return 0
+
+
+def _print_stream(chunk) -> None:
+    print(chunk.content, end="", flush=True)
+
+
+def _unknown_documents(store, doc_ids: list[str]) -> list[str]:
+    from loupe.ingest import stored_hashes
+
+    known = stored_hashes(store, doc_ids)
+    return [doc_id for doc_id in doc_ids if doc_id not in known]
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from loupe.ingest import count_by_document
+    from loupe.stores import build_document_store
+
+    counts = count_by_document(build_document_store(load_settings()))
+    for doc_id, chunks in sorted(counts.items()):
+        print(f"{doc_id}\t{chunks} chunks")
+    print(f"{len(counts)} documents", file=sys.stderr)
+    return 0
+
+
+def cmd_eval_retrieval(args: argparse.Namespace) -> int:
+    from loupe.retrieval_eval import evaluate_beir, format_table
+
+    modes = [args.mode] if args.mode else list(RETRIEVAL_MODES)
+    results = evaluate_beir(
+        load_settings(), Path(args.corpus), Path(args.queries), Path(args.qrels), modes,
+        progress=_progress_printer("indexing"),
+    )
+    print(json.dumps(results) if args.json else format_table(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py", description="Loupe: review RAG answers against their sources.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="add PDF, text, Markdown and JSONL files (folders recursively)")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    ask = commands.add_parser("ask", help="answer a question from the ingested documents")
+    ask.add_argument("question", metavar="QUESTION")
+    ask.add_argument("--doc", action="append", metavar="ID", help="restrict retrieval to this document (repeatable)")
+    ask.add_argument("--mode", choices=RETRIEVAL_MODES, default="hybrid")
+    ask.add_argument("--top-k", type=int, dest="top_k", metavar="N")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.set_defaults(handler=cmd_ask)
+
+    docs = commands.add_parser("docs", help="list ingested documents")
+    docs.set_defaults(handler=cmd_docs)
+
+    evaluate = commands.add_parser("eval-retrieval", help="nDCG@10, Recall@5/10, MRR@10 on a BEIR-format set")
+    evaluate.add_argument("corpus", metavar="CORPUS.jsonl")
+    evaluate.add_argument("queries", metavar="QUERIES.jsonl")
+    evaluate.add_argument("qrels", metavar="QRELS.tsv")
+    evaluate.add_argument("--mode", choices=RETRIEVAL_MODES, help="evaluate one mode only (default: all three)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=cmd_eval_retrieval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (SettingsError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Loupe: review the answers of a RAG system against their sources."""

@@ -1,0 +1,93 @@
+"""Choose the configured generator, and fall back to the extractive answerer, loudly, when it cannot load."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from haystack.utils import Secret
+
+from components.extractive_answerer import ExtractiveAnswerer
+from loupe.models import resolve_embedding_model
+from loupe.settings import Settings
+
+API_KEY_VARIABLES = ["LOUPE_GENERATOR_API_KEY", "OPENAI_API_KEY"]
+
+
+@dataclass
+class GeneratorChoice:
+    """The generator in use, what to call it in the UI and records, and why it is not the configured one."""
+
+    component: Any
+    kind: str
+    model: str
+    fallback_reason: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The `generator` field of answers and records."""
+        return {"kind": self.kind, "model": self.model, "fallback_reason": self.fallback_reason}
+
+
+def extractive_answerer(settings: Settings) -> ExtractiveAnswerer:
+    """The offline answerer, using the same sentence model as retrieval."""
+    return ExtractiveAnswerer(
+        model=resolve_embedding_model(settings.embedding_model), min_similarity=settings.extractive_min_similarity
+    )
+
+
+def choose_generator(settings: Settings) -> GeneratorChoice:
+    """Build and warm up the configured generator; on failure, the extractive answerer with the reason.
+
+    Transformers models are loaded here, so a missing model is found before the first question; an
+    OpenAI-compatible server is only contacted when asked (see loupe.qa for failures then).
+    """
+    if settings.generator_kind == "extractive":
+        return GeneratorChoice(extractive_answerer(settings), "extractive", "extractive")
+    if settings.generator_kind == "openai":
+        return GeneratorChoice(openai_generator(settings), "openai", settings.generator_model)
+    try:
+        generator = transformers_generator(settings)
+        generator.warm_up()
+    except Exception as error:  # any load failure (no weights, no network, bad path) means: fall back
+        reason = f"could not load transformers model {settings.generator_model!r}: {_first_line(error)}"
+        return fallback_choice(settings, reason)
+    return GeneratorChoice(generator, "transformers", settings.generator_model)
+
+
+def fallback_choice(settings: Settings, reason: str) -> GeneratorChoice:
+    """The extractive answerer standing in for the configured generator, with the reason recorded."""
+    return GeneratorChoice(extractive_answerer(settings), "extractive", "extractive", fallback_reason=reason)
+
+
+def transformers_generator(settings: Settings) -> Any:
+    """A local chat model by hub id or local path; `task` is given so that nothing asks the hub for it."""
+    from haystack_integrations.components.generators.transformers import TransformersChatGenerator
+
+    return TransformersChatGenerator(
+        model=settings.generator_model,
+        task="text-generation",
+        generation_kwargs={"max_new_tokens": settings.generator_max_new_tokens, "do_sample": False},
+        huggingface_pipeline_kwargs={"model_kwargs": {"local_files_only": not settings.allow_downloads}},
+    )
+
+
+def openai_generator(settings: Settings) -> Any:
+    """Any OpenAI-compatible server. Local servers ignore the key, so a placeholder stands in when none is set."""
+    from haystack.components.generators.chat import OpenAIChatGenerator
+
+    if not any(os.environ.get(name) for name in API_KEY_VARIABLES):
+        os.environ["LOUPE_GENERATOR_API_KEY"] = "no-key-set"
+    return OpenAIChatGenerator(
+        api_key=Secret.from_env_var(API_KEY_VARIABLES),
+        model=settings.generator_model,
+        api_base_url=settings.generator_base_url,
+        generation_kwargs={"max_tokens": settings.generator_max_new_tokens, "temperature": 0},
+        timeout=60,
+        max_retries=1,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"

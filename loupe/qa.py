@@ -1,0 +1,153 @@
+"""Ask a question: retrieve passages, build the prompt, generate the answer; the one entry point for CLI and UI."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from haystack import Document, Pipeline
+
+from loupe.generators import GeneratorChoice, choose_generator, fallback_choice
+from loupe.models import apply_offline_mode
+from loupe.settings import RETRIEVAL_MODES, Settings
+from loupe.stores import StoreBundle, build_retrievers, refresh
+from pipelines.answer import answer_inputs, build_answer_pipeline
+from pipelines.retrieval import build_retrieval_pipeline, retrieval_inputs
+
+
+class QuestionError(ValueError):
+    """The question or its options cannot be asked; the message says what to change."""
+
+
+@dataclass
+class Answer:
+    """Everything about one answered question that a reviewer needs to judge it."""
+
+    question: str
+    answer: str
+    generator: dict[str, Any]
+    passages: list[dict[str, Any]]
+    prompt: str
+    mode: str
+    doc_ids: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `ask --json` object."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "generator": self.generator,
+            "mode": self.mode,
+            "scope": self.doc_ids,
+            "passages": self.passages,
+            "timings": self.timings,
+        }
+
+
+def passage_record(document: Document) -> dict[str, Any]:
+    """A retrieved chunk as plain data: id, document, title, page, text, fused score, per-retriever ranks."""
+    meta = document.meta
+    return {
+        "id": document.id,
+        "doc_id": meta.get("doc_id"),
+        "title": meta.get("title"),
+        "page": meta.get("page"),
+        "text": document.content,
+        "score": document.score,
+        "ranks": meta.get("ranks", {}),
+        "retriever_scores": meta.get("retriever_scores", {}),
+        "chunk_index": meta.get("chunk_index"),
+        "char_start": meta.get("char_start"),
+        "char_end": meta.get("char_end"),
+        "source": meta.get("source"),
+    }
+
+
+class Asker:
+    """Holds the store, retrieval pipelines (one per mode, built on first use) and the generator.
+
+    Build one per process (it loads models); it is safe to call `ask` repeatedly.
+    """
+
+    def __init__(self, settings: Settings, bundle: StoreBundle | None = None, generator: GeneratorChoice | None = None):
+        apply_offline_mode(settings)
+        self.settings = settings
+        self.bundle = bundle or build_retrievers(settings)
+        self.generator = generator or choose_generator(settings)
+        self._retrieval: dict[str, Pipeline] = {}
+        self._answer_pipeline = build_answer_pipeline(settings.prompt_template, self.generator.component)
+
+    def retrieval_pipeline(self, mode: str) -> Pipeline:
+        if mode not in RETRIEVAL_MODES:
+            raise QuestionError(f"mode must be one of {', '.join(RETRIEVAL_MODES)}, got {mode!r}")
+        if mode not in self._retrieval:
+            self._retrieval[mode] = build_retrieval_pipeline(self.settings, self.bundle, mode)
+        return self._retrieval[mode]
+
+    def retrieve(
+        self, question: str, doc_ids: list[str] | None = None, mode: str | None = None, top_k: int | None = None
+    ) -> list[Document]:
+        """The fused top passages for the question within the scope."""
+        question = _checked_question(question)
+        if top_k is not None and top_k < 1:
+            raise QuestionError(f"top-k must be at least 1, got {top_k}")
+        refresh(self.bundle.store)
+        pipeline = self.retrieval_pipeline(mode or "hybrid")
+        result = pipeline.run(retrieval_inputs(pipeline, question, doc_ids, top_k))
+        return result["fusion"]["documents"]
+
+    def ask(
+        self,
+        question: str,
+        doc_ids: list[str] | None = None,
+        mode: str = "hybrid",
+        top_k: int | None = None,
+        streaming_callback: Callable[[Any], None] | None = None,
+        on_fallback: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Retrieve, then answer. A generator that fails at answer time (an unreachable server) is replaced by
+        the extractive answerer for this answer, and `on_fallback` is told why; the record says so too."""
+        started = time.perf_counter()
+        documents = self.retrieve(question, doc_ids, mode, top_k)
+        retrieved = time.perf_counter()
+        choice, pipeline = self.generator, self._answer_pipeline
+        try:
+            result = _run_answer(pipeline, choice, question, documents, streaming_callback)
+        except Exception as error:
+            if choice.kind == "extractive":
+                raise
+            choice = fallback_choice(self.settings, f"{choice.kind} generator failed: {type(error).__name__}: {error}")
+            if on_fallback is not None:
+                on_fallback(choice.fallback_reason)
+            pipeline = build_answer_pipeline(self.settings.prompt_template, choice.component)
+            result = _run_answer(pipeline, choice, question, documents, streaming_callback)
+        finished = time.perf_counter()
+        reply = result["generator"]["replies"][0]
+        return Answer(
+            question=question.strip(),
+            answer=(reply.text or "").strip(),
+            generator=choice.describe(),
+            passages=[passage_record(document) for document in documents],
+            prompt=result["prompt_builder"]["prompt"][0].text,
+            mode=mode,
+            doc_ids=list(doc_ids or []),
+            timings={
+                "retrieval_ms": round((retrieved - started) * 1000, 1),
+                "generation_ms": round((finished - retrieved) * 1000, 1),
+            },
+        )
+
+
+def _run_answer(pipeline: Pipeline, choice: GeneratorChoice, question: str, documents: list, callback: Any) -> dict:
+    inputs = answer_inputs(choice.component, question, documents, callback)
+    return pipeline.run(inputs, include_outputs_from={"prompt_builder"})
+
+
+def _checked_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty; type a question")
+    if len(question) > 4000:
+        raise QuestionError(f"the question is {len(question)} characters long; at most 4000 are accepted")
+    return question.strip()

@@ -1,0 +1,149 @@
+"""One settings object for the whole app, read from `loupe.toml` and then from environment variables.
+
+Environment variables win over the file, the file wins over the defaults. Every default works offline.
+See the README's "Configuration" table for the full list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PROMPT_TEMPLATE = """You answer questions about scientific documents using only the numbered passages below.
+Cite the passages you use by their number, like [1] or [2][3].
+If the passages do not contain the answer, say "The provided context does not contain this information." and stop.
+
+Passages:
+{% for passage in documents %}
+[{{ loop.index }}] {{ passage.meta.get("title", "") }}{% if passage.meta.get("page") %} (page {{ passage.meta["page"] }}){% endif %}
+{{ passage.content }}
+{% endfor %}
+Question: {{ question }}
+Answer:"""
+
+BACKENDS = ("embedded", "elasticsearch")
+GENERATOR_KINDS = ("transformers", "openai", "extractive")
+RETRIEVAL_MODES = ("hybrid", "bm25", "dense")
+
+
+class SettingsError(ValueError):
+    """A setting has a value Loupe cannot use; the message names the setting and the accepted values."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of Loupe. Field names map to `LOUPE_<NAME>` environment variables (upper case)."""
+
+    data_dir: Path = Path("data")
+    backend: str = "embedded"
+    elasticsearch_url: str = "http://localhost:9200"
+    elasticsearch_index: str = "loupe"
+    elasticsearch_username: str = ""
+    # Secrets are never settings: ELASTICSEARCH_API_KEY, ELASTICSEARCH_PASSWORD and
+    # LOUPE_GENERATOR_API_KEY (or OPENAI_API_KEY) are read from the environment when used.
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    generator_kind: str = "transformers"
+    generator_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
+    generator_base_url: str = ""
+    generator_max_new_tokens: int = 256
+    allow_downloads: bool = False
+    top_k_bm25: int = 20
+    top_k_dense: int = 20
+    top_k: int = 5
+    rrf_k: int = 60
+    chunk_words: int = 150
+    chunk_overlap_words: int = 30
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    extractive_min_similarity: float = 0.35
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def store_path(self) -> Path:
+        """Where the embedded document store keeps its documents."""
+        return self.data_dir / "store" / "documents.json"
+
+    def validate(self) -> "Settings":
+        """Raise SettingsError on the first value that cannot work."""
+        _require_choice("backend", self.backend, BACKENDS)
+        _require_choice("generator_kind", self.generator_kind, GENERATOR_KINDS)
+        for name in ("top_k_bm25", "top_k_dense", "top_k", "chunk_words", "rrf_k", "generator_max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.chunk_overlap_words < self.chunk_words:
+            raise SettingsError(
+                f"chunk_overlap_words must be at least 0 and smaller than chunk_words ({self.chunk_words}), "
+                f"got {self.chunk_overlap_words}"
+            )
+        if self.generator_kind == "openai" and not self.generator_base_url:
+            raise SettingsError("generator_kind 'openai' needs LOUPE_GENERATOR_BASE_URL (e.g. http://localhost:8000/v1)")
+        return self
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed, validated."""
+        return dataclasses.replace(self, **changes).validate()
+
+
+def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    """Turn a raw string or TOML value into the type of the field's default."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(str(raw)).expanduser()
+    except ValueError:
+        raise SettingsError(f"{name} must be a {type(default).__name__}, got {raw!r}") from None
+    return str(raw)
+
+
+# Names that users know from the wider ecosystem are accepted besides the LOUPE_ ones.
+_ALIASES = {"elasticsearch_url": "ELASTICSEARCH_URL"}
+
+
+def load_settings(env: dict[str, str] | None = None, toml_path: Path | None = None) -> Settings:
+    """Build Settings from `loupe.toml` (if present) and the environment, and validate them.
+
+    :param env: the environment to read; `os.environ` when None.
+    :param toml_path: the TOML file; `LOUPE_CONFIG` or `./loupe.toml` when None.
+    :raises SettingsError: a value has the wrong type or is outside its accepted values.
+    """
+    env = dict(os.environ if env is None else env)
+    toml_path = toml_path or Path(env.get("LOUPE_CONFIG", "loupe.toml"))
+    values: dict[str, Any] = {}
+    defaults = Settings()
+    if toml_path.is_file():
+        try:
+            file_values = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SettingsError(f"{toml_path} is not valid TOML: {error}") from None
+        unknown = set(file_values) - {f.name for f in dataclasses.fields(Settings)}
+        if unknown:
+            raise SettingsError(f"{toml_path} has unknown settings: {', '.join(sorted(unknown))}")
+        values.update(file_values)
+    for item in dataclasses.fields(Settings):
+        if item.name == "extra":
+            continue
+        for key in (f"LOUPE_{item.name.upper()}", _ALIASES.get(item.name)):
+            if key and key in env:
+                values[item.name] = env[key]
+    typed = {name: _coerce(name, raw, getattr(defaults, name)) for name, raw in values.items()}
+    return Settings(**typed).validate()

@@ -1,0 +1,95 @@
+"""Build the configured document store and its two retrievers: one code path for both backends."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+from haystack.utils import Secret
+
+from loupe.embedded_store import EmbeddedDocumentStore
+from loupe.settings import Settings
+
+# Chunk metadata Loupe writes (see components.sentence_chunker and components.file_loader), typed for
+# Elasticsearch so that scope filters are exact keyword matches and numbers sort as numbers.
+ELASTICSEARCH_MAPPING: dict[str, Any] = {
+    "properties": {
+        "content": {"type": "text"},
+        "embedding": {"type": "dense_vector", "index": True, "similarity": "cosine"},
+        "doc_id": {"type": "keyword"},
+        "title": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
+        "source": {"type": "keyword"},
+        "content_hash": {"type": "keyword"},
+        "page": {"type": "integer"},
+        "chunk_index": {"type": "integer"},
+        "char_start": {"type": "integer"},
+        "char_end": {"type": "integer"},
+    },
+    "dynamic_templates": [
+        {"strings": {"path_match": "*", "match_mapping_type": "string", "mapping": {"type": "keyword"}}}
+    ],
+}
+
+
+@dataclass
+class StoreBundle:
+    """A document store with the BM25 and the dense retriever that fit it."""
+
+    store: Any
+    bm25_retriever: Any
+    dense_retriever: Any
+
+
+def build_document_store(settings: Settings) -> Any:
+    """The configured document store. Elasticsearch connects lazily, on first use."""
+    if settings.backend == "elasticsearch":
+        return _elasticsearch_store(settings)
+    return EmbeddedDocumentStore(path=str(settings.store_path))
+
+
+def _elasticsearch_store(settings: Settings) -> Any:
+    from haystack_integrations.document_stores.elasticsearch import ElasticsearchDocumentStore
+
+    extra: dict[str, Any] = {}
+    if settings.elasticsearch_username:
+        extra["basic_auth"] = (settings.elasticsearch_username, os.environ.get("ELASTICSEARCH_PASSWORD", ""))
+    return ElasticsearchDocumentStore(
+        hosts=settings.elasticsearch_url,
+        index=settings.elasticsearch_index,
+        custom_mapping=ELASTICSEARCH_MAPPING,
+        api_key=Secret.from_env_var("ELASTICSEARCH_API_KEY", strict=False),
+        api_key_id=Secret.from_env_var("ELASTICSEARCH_API_KEY_ID", strict=False),
+        **extra,
+    )
+
+
+def build_retrievers(settings: Settings, store: Any | None = None) -> StoreBundle:
+    """The store (built from settings unless given) with its BM25 and embedding retrievers."""
+    store = store if store is not None else build_document_store(settings)
+    if settings.backend == "elasticsearch":
+        from haystack_integrations.components.retrievers.elasticsearch import (
+            ElasticsearchBM25Retriever,
+            ElasticsearchEmbeddingRetriever,
+        )
+
+        # fuzziness "0": exact term matching, the same semantics as the embedded BM25.
+        bm25 = ElasticsearchBM25Retriever(document_store=store, top_k=settings.top_k_bm25, fuzziness="0")
+        dense = ElasticsearchEmbeddingRetriever(document_store=store, top_k=settings.top_k_dense)
+    else:
+        bm25 = InMemoryBM25Retriever(document_store=store, top_k=settings.top_k_bm25)
+        dense = InMemoryEmbeddingRetriever(document_store=store, top_k=settings.top_k_dense)
+    return StoreBundle(store=store, bm25_retriever=bm25, dense_retriever=dense)
+
+
+def persist(store: Any) -> None:
+    """Make written documents durable: the embedded store saves its file; Elasticsearch already has them."""
+    if isinstance(store, EmbeddedDocumentStore):
+        store.persist()
+
+
+def refresh(store: Any) -> None:
+    """Pick up documents another process wrote to the embedded store; a no-op for Elasticsearch."""
+    if isinstance(store, EmbeddedDocumentStore):
+        store.reload_if_changed()
