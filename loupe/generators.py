@@ -68,7 +68,6 @@ def transformers_generator(settings: Settings) -> Any:
         model=settings.generator_model,
         task="text-generation",
         generation_kwargs={"max_new_tokens": settings.generator_max_new_tokens, "do_sample": False},
-        huggingface_pipeline_kwargs={"model_kwargs": {"local_files_only": not settings.allow_downloads}},
     )
 
 

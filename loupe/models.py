@@ -12,8 +12,11 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 def apply_offline_mode(settings: Settings) -> None:
     """Forbid hub downloads unless `allow_downloads` is set, so a missing model fails fast instead of hanging."""
     if not settings.allow_downloads:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        from huggingface_hub import constants
+
+        constants.HF_HUB_OFFLINE = True  # read once at import, which may already have happened
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as transformers_logging

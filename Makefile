@@ -1,0 +1,32 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= $(or $(LOUPE_DATA_DIR),data)
+PORT ?= 8501
+
+.PHONY: run test demo-data clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+# The demo corpus is indexed once, on first start; delete $(DATA_DIR) to start afresh.
+$(DATA_DIR)/.demo-indexed: $(STAMP)
+	LOUPE_DATA_DIR=$(DATA_DIR) $(BIN)/python cli.py ingest demo/corpus
+	touch $@
+
+demo-data: $(DATA_DIR)/.demo-indexed
+
+run: $(STAMP) demo-data
+	LOUPE_DATA_DIR=$(DATA_DIR) $(BIN)/streamlit run app.py --server.port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)
