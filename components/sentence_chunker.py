@@ -17,7 +17,8 @@ class SentenceChunker:
 
     Each chunk's content is the exact slice `document.content[char_start:char_end]`, so highlights computed on a
     chunk map back onto the document. Chunk metadata: the parent's meta plus `chunk_index`, `char_start`,
-    `char_end` and `page` (1-based, counted from form feeds, as PDF converters separate pages with them).
+    `char_end`, `page` and `page_end` (1-based, where the chunk starts and ends, counted from form feeds, which
+    separate PDF pages).
     Chunk ids are `<doc_id>#<chunk_index>`, stable across runs.
 
     Usage:
@@ -63,6 +64,7 @@ class SentenceChunker:
                     "char_start": start,
                     "char_end": end,
                     "page": text.count("\f", 0, start) + 1,
+                    "page_end": text.count("\f", 0, end) + 1,
                 }
                 chunks.append(Document(id=f"{doc_id}#{index}", content=text[start:end], meta=meta))
         return {"documents": chunks}
