@@ -35,11 +35,28 @@ ELASTICSEARCH_MAPPING: dict[str, Any] = {
 
 @dataclass
 class StoreBundle:
-    """A document store with the BM25 and the dense retriever that fit it."""
+    """A document store with factories for the BM25 and the dense retriever that fit it.
+
+    Factories, because a Haystack component instance may belong to one pipeline only.
+    """
 
     store: Any
-    bm25_retriever: Any
-    dense_retriever: Any
+    settings: Settings
+
+    def bm25_retriever(self) -> Any:
+        if self.settings.backend == "elasticsearch":
+            from haystack_integrations.components.retrievers.elasticsearch import ElasticsearchBM25Retriever
+
+            # fuzziness "0": exact term matching, the same semantics as the embedded BM25.
+            return ElasticsearchBM25Retriever(document_store=self.store, top_k=self.settings.top_k_bm25, fuzziness="0")
+        return InMemoryBM25Retriever(document_store=self.store, top_k=self.settings.top_k_bm25)
+
+    def dense_retriever(self) -> Any:
+        if self.settings.backend == "elasticsearch":
+            from haystack_integrations.components.retrievers.elasticsearch import ElasticsearchEmbeddingRetriever
+
+            return ElasticsearchEmbeddingRetriever(document_store=self.store, top_k=self.settings.top_k_dense)
+        return InMemoryEmbeddingRetriever(document_store=self.store, top_k=self.settings.top_k_dense)
 
 
 def build_document_store(settings: Settings) -> Any:
@@ -66,21 +83,8 @@ def _elasticsearch_store(settings: Settings) -> Any:
 
 
 def build_retrievers(settings: Settings, store: Any | None = None) -> StoreBundle:
-    """The store (built from settings unless given) with its BM25 and embedding retrievers."""
-    store = store if store is not None else build_document_store(settings)
-    if settings.backend == "elasticsearch":
-        from haystack_integrations.components.retrievers.elasticsearch import (
-            ElasticsearchBM25Retriever,
-            ElasticsearchEmbeddingRetriever,
-        )
-
-        # fuzziness "0": exact term matching, the same semantics as the embedded BM25.
-        bm25 = ElasticsearchBM25Retriever(document_store=store, top_k=settings.top_k_bm25, fuzziness="0")
-        dense = ElasticsearchEmbeddingRetriever(document_store=store, top_k=settings.top_k_dense)
-    else:
-        bm25 = InMemoryBM25Retriever(document_store=store, top_k=settings.top_k_bm25)
-        dense = InMemoryEmbeddingRetriever(document_store=store, top_k=settings.top_k_dense)
-    return StoreBundle(store=store, bm25_retriever=bm25, dense_retriever=dense)
+    """The store (built from settings unless given) with its retriever factories."""
+    return StoreBundle(store=store if store is not None else build_document_store(settings), settings=settings)
 
 
 def persist(store: Any) -> None:

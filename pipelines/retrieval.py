@@ -25,7 +25,7 @@ def build_retrieval_pipeline(settings: Settings, bundle: StoreBundle, mode: str 
     pipeline = Pipeline()
     pipeline.add_component("fusion", RankFusion(top_k=settings.top_k, k=settings.rrf_k))
     if mode in ("hybrid", "bm25"):
-        pipeline.add_component("bm25_retriever", bundle.bm25_retriever)
+        pipeline.add_component("bm25_retriever", bundle.bm25_retriever())
         pipeline.connect("bm25_retriever.documents", "fusion.bm25_documents")
     if mode in ("hybrid", "dense"):
         pipeline.add_component(
@@ -37,7 +37,7 @@ def build_retrieval_pipeline(settings: Settings, bundle: StoreBundle, mode: str 
                 local_files_only=not settings.allow_downloads,
             ),
         )
-        pipeline.add_component("dense_retriever", bundle.dense_retriever)
+        pipeline.add_component("dense_retriever", bundle.dense_retriever())
         pipeline.connect("query_embedder.embedding", "dense_retriever.query_embedding")
         pipeline.connect("dense_retriever.documents", "fusion.dense_documents")
     return pipeline
