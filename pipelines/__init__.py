@@ -1,0 +1,3 @@
+"""Factories for Loupe's Haystack pipelines."""
+
+import loupe  # noqa: F401  (switches off telemetry before Haystack is imported)

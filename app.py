@@ -1,0 +1,29 @@
+"""Loupe's Streamlit entry point: shared sidebar and session defaults, then the chosen page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from loupe.app_state import app_asker, app_settings
+from loupe.settings import SettingsError
+from loupe.text_safety import escape_markdown
+
+st.set_page_config(page_title="Loupe", page_icon="🔎", layout="wide")
+
+try:
+    settings = app_settings()
+    asker = app_asker()
+except (SettingsError, ValueError, OSError) as error:
+    st.error(f"Loupe cannot start: {error}")
+    st.stop()
+
+with st.sidebar:
+    st.markdown("### 🔎 Loupe")
+    generator = asker.generator
+    st.caption(f"Generator: **{escape_markdown(generator.kind)}** · {escape_markdown(generator.model)}")
+    if generator.fallback_reason:
+        st.warning(f"Using the offline extractive answerer: {generator.fallback_reason}", icon="⚠️")
+    st.caption(f"Store: {settings.backend} · data: {escape_markdown(str(settings.data_dir))}")
+
+page = st.navigation([st.Page("app_pages/ask.py", title="Ask", icon="❓", default=True)])
+page.run()
