@@ -18,11 +18,11 @@ except (SettingsError, ValueError, OSError) as error:
     st.stop()
 
 with st.sidebar:
-    st.markdown("### 🔎 Loupe")
+    st.markdown("### Loupe")
     generator = asker.generator
     st.caption(f"Generator: **{escape_markdown(generator.kind)}** · {escape_markdown(generator.model)}")
     if generator.fallback_reason:
-        st.warning(f"Using the offline extractive answerer: {generator.fallback_reason}", icon="⚠️")
+        st.warning(f"Using the offline extractive answerer: {escape_markdown(generator.fallback_reason)}")
     st.caption(f"Store: {settings.backend} · data: {escape_markdown(str(settings.data_dir))}")
 
 page = st.navigation([st.Page("app_pages/ask.py", title="Ask", icon="❓", default=True)])

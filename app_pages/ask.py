@@ -48,7 +48,7 @@ def stream_answer(question: str, scope: list[str], mode: str, top_k: int) -> Ans
     placeholder, text = st.empty(), ""
     while (item := chunks.get()) is not None:
         if isinstance(item, tuple):
-            st.warning(f"The generator failed, so the extractive answerer answered instead: {item[1]}")
+            st.warning(f"The generator failed, so the extractive answerer answered instead: {escape_markdown(item[1])}")
             text = ""
             continue
         text += item
@@ -68,9 +68,9 @@ if asked:
             with st.spinner("Retrieving passages and generating…"):
                 st.session_state["ask_answer"] = stream_answer(question, scope, mode, int(top_k))
         except QuestionError as error:
-            st.error(str(error))
+            st.error(escape_markdown(str(error)))
         except Exception as error:
-            st.error(f"The question could not be answered: {type(error).__name__}: {error}")
+            st.error(escape_markdown(f"The question could not be answered: {type(error).__name__}: {error}"))
 
 answer: Answer | None = st.session_state.get("ask_answer")
 if answer is None:
@@ -85,7 +85,7 @@ with answer_column:
     st.caption(f"Generator: {escape_markdown(generator['kind'])} · {escape_markdown(generator['model'])} · "
                f"retrieval {answer.timings['retrieval_ms']:.0f} ms · generation {answer.timings['generation_ms']:.0f} ms")
     if generator.get("fallback_reason"):
-        st.warning(f"Answered by the extractive fallback: {generator['fallback_reason']}")
+        st.warning(f"Answered by the extractive fallback: {escape_markdown(generator['fallback_reason'])}")
 with passages_column:
     st.subheader(f"Passages ({len(answer.passages)})")
     if not answer.passages:

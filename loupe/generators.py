@@ -50,8 +50,7 @@ def choose_generator(settings: Settings) -> GeneratorChoice:
         generator = transformers_generator(settings)
         generator.warm_up()
     except Exception as error:  # any load failure (no weights, no network, bad path) means: fall back
-        reason = f"could not load transformers model {settings.generator_model!r}: {_first_line(error)}"
-        return fallback_choice(settings, reason)
+        return fallback_choice(settings, _load_failure_reason(settings, error))
     return GeneratorChoice(generator, "transformers", settings.generator_model)
 
 
@@ -85,6 +84,14 @@ def openai_generator(settings: Settings) -> Any:
         timeout=60,
         max_retries=1,
     )
+
+
+def _load_failure_reason(settings: Settings, error: Exception) -> str:
+    reason = f"could not load transformers model {settings.generator_model!r}: "
+    if isinstance(error, OSError) and not settings.allow_downloads:
+        return reason + ("it is neither a local folder nor in the local model cache, and downloads are off "
+                         "(LOUPE_ALLOW_DOWNLOADS=1 allows them)")
+    return reason + _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:
