@@ -1,0 +1,114 @@
+"""Data functions for verdicts. A verdict is committed at once; changing it keeps the earlier version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from review.errors import ConflictError, InvalidVerdictError
+from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersion, utcnow
+from review.records import get_record
+
+PASSAGE_MARKS = ("relevant", "not_relevant")
+_STATE_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence", "seconds")
+
+
+def record_verdict(
+    session: Session,
+    *,
+    record_id: str,
+    annotator: str,
+    verdict: str,
+    corrected_answer: str | None = None,
+    reason: str | None = None,
+    comment: str | None = None,
+    passage_marks: dict[str, str] | None = None,
+    evidence: list[dict[str, Any]] | None = None,
+    seconds: float | None = None,
+    expected_version: int | None = None,
+) -> Annotation:
+    """Store `annotator`'s verdict on a record and commit it.
+
+    :param expected_version: the annotation version the caller last saw (None: the caller saw none); a
+        different current version means someone saved in between, and nothing is written.
+    :raises NotFoundError: no such record.
+    :raises InvalidVerdictError: the verdict lacks what it needs.
+    :raises ConflictError: the annotation changed since the caller read it.
+    """
+    record = get_record(session, record_id=record_id)
+    fields = _validated(record.answer, annotator, verdict, corrected_answer, reason, comment, passage_marks,
+                        len(record.passages), evidence, seconds)
+    current = session.scalar(
+        select(Annotation).where(Annotation.record_id == record_id, Annotation.annotator == fields["annotator"])
+    )
+    try:
+        if current is None:
+            if expected_version is not None:
+                raise ConflictError("this annotation was deleted since you opened it; reload the record")
+            current = Annotation(record_id=record_id, **fields)
+            session.add(current)
+        else:
+            if expected_version is not None and expected_version != current.version:
+                raise ConflictError(
+                    f"{fields['annotator']} saved a newer verdict on this record (version {current.version}) since "
+                    f"you opened it (version {expected_version}); reload to see it before changing it"
+                )
+            session.add(_snapshot(current))
+            for name, value in fields.items():
+                setattr(current, name, value)
+            current.updated_at = utcnow()
+        session.commit()
+    except (StaleDataError, IntegrityError):
+        session.rollback()
+        raise ConflictError("another save of this verdict happened at the same moment; reload and try again") from None
+    except ConflictError:
+        session.rollback()
+        raise
+    return current
+
+
+def _snapshot(annotation: Annotation) -> AnnotationVersion:
+    """The annotation's current state as a history row."""
+    return AnnotationVersion(
+        annotation_id=annotation.id, version=annotation.version, recorded_at=annotation.updated_at,
+        **{name: getattr(annotation, name) for name in _STATE_FIELDS},
+    )
+
+
+def _validated(
+    answer: str, annotator: str, verdict: str, corrected_answer: str | None, reason: str | None,
+    comment: str | None, passage_marks: dict[str, str] | None, passage_count: int,
+    evidence: list[dict[str, Any]] | None, seconds: float | None,
+) -> dict[str, Any]:
+    annotator = (annotator or "").strip()
+    if not annotator:
+        raise InvalidVerdictError("an annotator name is required")
+    if verdict not in VERDICTS:
+        raise InvalidVerdictError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    if verdict == "correct":
+        if not (corrected_answer or "").strip():
+            raise InvalidVerdictError("a correction needs the corrected answer")
+        if corrected_answer.strip() == answer.strip():
+            raise InvalidVerdictError("the corrected answer is the same as the answer; use Accept instead")
+    else:
+        corrected_answer = None
+    if verdict == "reject":
+        if reason not in REJECT_REASONS:
+            raise InvalidVerdictError(f"a rejection needs a reason: one of {', '.join(REJECT_REASONS)}")
+    else:
+        reason = None
+    marks = {str(key): value for key, value in (passage_marks or {}).items()}
+    for key, value in marks.items():
+        if value not in PASSAGE_MARKS or not key.isdigit() or int(key) >= passage_count:
+            raise InvalidVerdictError(f"passage mark {key}={value!r} is invalid")
+    if seconds is not None and seconds < 0:
+        raise InvalidVerdictError("seconds spent cannot be negative")
+    return {
+        "annotator": annotator, "verdict": verdict, "corrected_answer": corrected_answer, "reason": reason,
+        "comment": (comment or "").strip() or None, "passage_marks": marks, "evidence": list(evidence or []),
+        "seconds": seconds,
+    }

@@ -1,0 +1,57 @@
+"""Open the review database: SQLite under the data directory by default, any SQLAlchemy URL via DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from loupe.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def database_url(settings: Settings, env: dict[str, str] | None = None) -> str:
+    """DATABASE_URL when set, else a SQLite file in the data directory."""
+    env = os.environ if env is None else env
+    return env.get("DATABASE_URL") or f"sqlite:///{(settings.data_dir / 'review.sqlite3').resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with SQLite set up for safe concurrent use (foreign keys, WAL, a busy timeout)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection, _record) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (creates the tables on a new database)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """Engine for the configured database, migrated, as a session factory."""
+    engine = make_engine(database_url(settings))
+    migrate(engine)
+    return sessionmaker(engine, expire_on_commit=False)

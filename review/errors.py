@@ -1,0 +1,17 @@
+"""Domain errors of the review database; the UI and the CLI turn them into messages."""
+
+
+class ReviewError(Exception):
+    """Base class: the message is shown to the user as it is."""
+
+
+class NotFoundError(ReviewError):
+    """The record or annotation does not exist."""
+
+
+class InvalidVerdictError(ReviewError):
+    """A verdict is missing what it needs (a correction without text, a rejection without a reason, …)."""
+
+
+class ConflictError(ReviewError):
+    """The annotation changed since it was read (another tab or person saved first); nothing was overwritten."""

@@ -1,0 +1,106 @@
+"""Typed SQLAlchemy models of the review database. Schema changes go through Alembic (review/migrations)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+VERDICTS = ("accept", "correct", "reject")
+REJECT_REASONS = {
+    "unsupported": "unsupported by the passages",
+    "wrong": "wrong or incomplete",
+    "retrieval_missed": "retrieval missed the evidence",
+    "should_abstain": "should have abstained",
+    "other": "other",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Record(Base):
+    """A snapshot of one answered question: enough to judge it even after the corpus or pipeline changed."""
+
+    __tablename__ = "records"
+
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    run: Mapped[str | None] = mapped_column(String(200), index=True)
+    doc_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    scope: Mapped[list[Any]] = mapped_column(default=list)
+    passages: Mapped[list[Any]] = mapped_column(default=list)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    generator_kind: Mapped[str] = mapped_column(String(50))
+    generator_model: Mapped[str] = mapped_column(String(300))
+    generator_note: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    support: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    final_verdict: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    annotations: Mapped[list["Annotation"]] = relationship(
+        back_populates="record", cascade="all, delete-orphan", order_by="Annotation.id"
+    )
+
+
+class Annotation(Base):
+    """One reviewer's current verdict on one record; earlier versions live in AnnotationVersion."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("record_id", "annotator", name="uq_annotation_record_annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    annotator: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(20))
+    corrected_answer: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(50))
+    comment: Mapped[str | None] = mapped_column(Text)
+    passage_marks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+    seconds: Mapped[float | None] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    record: Mapped[Record] = relationship(back_populates="annotations")
+    history: Mapped[list["AnnotationVersion"]] = relationship(
+        back_populates="annotation", cascade="all, delete-orphan", order_by="AnnotationVersion.version"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AnnotationVersion(Base):
+    """A superseded state of an annotation, kept when the verdict is changed: verdicts are never overwritten."""
+
+    __tablename__ = "annotation_versions"
+    __table_args__ = (UniqueConstraint("annotation_id", "version", name="uq_annotation_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    annotator: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(20))
+    corrected_answer: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(50))
+    comment: Mapped[str | None] = mapped_column(Text)
+    passage_marks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+    seconds: Mapped[float | None] = mapped_column()
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    annotation: Mapped[Annotation] = relationship(back_populates="history")
+
+
+Index("ix_records_created_at", Record.created_at)
