@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from loupe.settings import RETRIEVAL_MODES, SettingsError, load_settings
+from review.errors import ReviewError
 
 
 def _progress_printer(verb: str):
@@ -106,6 +107,24 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from review.db import open_database
+    from review.export import export_bytes
+
+    sessions = open_database(load_settings())
+    with sessions() as session:
+        data, count = export_bytes(session, args.format, run=args.run)
+    if args.out:
+        Path(args.out).write_bytes(data)
+        print(f"exported {count} records to {args.out}", file=sys.stderr)
+    elif args.format == "parquet":
+        raise ValueError("Parquet is binary: give a file with --out")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description="Loupe: review RAG answers against their sources.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mode", choices=RETRIEVAL_MODES, help="evaluate one mode only (default: all three)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=cmd_eval_retrieval)
+
+    export = commands.add_parser("export", help="records with their annotations as JSONL, CSV or Parquet")
+    export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")
+    export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    export.add_argument("--run", metavar="NAME", help="only the records of this run")
+    export.set_defaults(handler=cmd_export)
     return parser
 
 
@@ -139,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (SettingsError, ValueError, OSError) as error:
+    except (SettingsError, ReviewError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

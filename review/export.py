@@ -1,0 +1,104 @@
+"""Export records with their annotations: JSONL (one record a line), CSV and Parquet (one annotation a row)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from review.models import Annotation, Record
+
+FORMATS = ("jsonl", "csv", "parquet")
+PASSAGE_FIELDS = ("text", "doc_id", "title", "page", "score", "ranks")
+ANNOTATION_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence",
+                     "seconds", "created_at", "updated_at")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def annotation_row(annotation: Annotation) -> dict[str, Any]:
+    row = {name: getattr(annotation, name) for name in ANNOTATION_FIELDS}
+    row["created_at"], row["updated_at"] = _iso(annotation.created_at), _iso(annotation.updated_at)
+    return row
+
+
+def record_row(record: Record) -> dict[str, Any]:
+    """The JSONL object of a record."""
+    return {
+        "record_id": record.id,
+        "run": record.run,
+        "doc_id": record.doc_id,
+        "question": record.question,
+        "answer": record.answer,
+        "generator": {"kind": record.generator_kind, "model": record.generator_model, "note": record.generator_note},
+        "passages": [{name: passage.get(name) for name in PASSAGE_FIELDS} for passage in record.passages],
+        "support": (record.support or {}).get("sentences"),
+        "annotations": [annotation_row(annotation) for annotation in record.annotations],
+        "final_verdict": record.final_verdict,
+        "prompt": record.prompt,
+        "settings": record.settings,
+        "created_at": _iso(record.created_at),
+    }
+
+
+def iter_records(session: Session, run: str | None = None, batch: int = 500) -> Iterator[dict[str, Any]]:
+    """Records as JSONL rows in creation order, read in batches so that large databases stream."""
+    query = select(Record).options(selectinload(Record.annotations)).order_by(Record.created_at, Record.id)
+    if run is not None:
+        query = query.where(Record.run == run)
+    for record in session.scalars(query.execution_options(yield_per=batch)):
+        yield record_row(record)
+
+
+def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """One row per annotation (one with empty annotation fields for an unannotated record); nested values as JSON."""
+    for row in rows:
+        base = {
+            "record_id": row["record_id"], "run": row["run"], "doc_id": row["doc_id"], "question": row["question"],
+            "answer": row["answer"], "generator_kind": row["generator"]["kind"],
+            "generator_model": row["generator"]["model"], "final_verdict": row["final_verdict"],
+            "passages": json.dumps(row["passages"], ensure_ascii=False),
+            "support": json.dumps(row["support"], ensure_ascii=False),
+        }
+        for annotation in row["annotations"] or [dict.fromkeys(ANNOTATION_FIELDS)]:
+            flat = dict(base)
+            for name in ANNOTATION_FIELDS:
+                value = annotation[name]
+                flat[name] = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+            yield flat
+
+
+def export(session: Session, fmt: str, out: Path, run: str | None = None) -> int:
+    """Write the export to a file; returns the number of records. :raises ValueError: on an unknown format."""
+    data, count = export_bytes(session, fmt, run)
+    out.write_bytes(data)
+    return count
+
+
+def export_bytes(session: Session, fmt: str, run: str | None = None) -> tuple[bytes, int]:
+    """The export as bytes (for a download button or stdout) and the number of records in it."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    rows = list(iter_records(session, run))
+    if fmt == "jsonl":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8"), len(rows)
+    import pandas as pd
+
+    frame = pd.DataFrame(list(flat_rows(iter(rows))), columns=FLAT_COLUMNS)
+    if fmt == "csv":
+        return frame.to_csv(index=False).encode("utf-8"), len(rows)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue(), len(rows)
+
+
+FLAT_COLUMNS = ["record_id", "run", "doc_id", "question", "answer", "generator_kind", "generator_model",
+                "final_verdict", "passages", "support", *ANNOTATION_FIELDS]

@@ -1,0 +1,110 @@
+"""HTML for answers and passages with their highlights. All document text and model output is escaped here:
+the only markup in the output is the markup this module writes."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+STOPWORDS = frozenset(
+    "a an and are as at be by for from has have how in is it its of on or that the this to was were what when "
+    "where which who why with does do did used use using employed there their these those into any all can".split()
+)
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]{2,}")
+
+STYLE = """<style>
+.loupe-passage{white-space:pre-wrap;line-height:1.55;font-size:0.95rem}
+.loupe-term{background:#fff3bf;border-radius:2px}
+.loupe-support{background:#b2f2bb;border-bottom:2px solid #2b8a3e;border-radius:2px}
+.loupe-label{font-size:0.7rem;font-weight:700;color:#2b8a3e;vertical-align:super;margin-left:1px}
+.loupe-answer span.loupe-sentence{border-radius:3px;padding:0 2px}
+.loupe-ok{background:#ebfbee}
+.loupe-bad{background:#ffe3e3;border-bottom:2px dashed #c92a2a}
+.loupe-abstain{background:#f1f3f5;font-style:italic}
+.loupe-tag{font-size:0.72rem;font-weight:600;padding:0 4px;border-radius:3px;margin-left:3px}
+.loupe-tag-ok{color:#2b8a3e}
+.loupe-tag-bad{color:#c92a2a}
+.loupe-tag-abstain{color:#495057}
+</style>"""
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def question_terms(question: str) -> set[str]:
+    """Content words of the question, lower case, for light highlighting."""
+    return {word.lower() for word in _WORD.findall(question) if word.lower() not in STOPWORDS}
+
+
+def _terms_html(text: str, terms: set[str]) -> str:
+    """Escape text, wrapping question terms (whole words, any case) in a light highlight."""
+    if not terms:
+        return escape(text)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(term) for term in sorted(terms, key=len, reverse=True)) + r")\b",
+                         re.IGNORECASE)
+    parts, last = [], 0
+    for match in pattern.finditer(text):
+        parts.append(escape(text[last : match.start()]))
+        parts.append(f'<mark class="loupe-term">{escape(match.group(0))}</mark>')
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
+
+
+def evidence_spans(support: dict[str, Any] | None, passage_index: int) -> list[tuple[int, int, list[int]]]:
+    """Supporting spans in one passage, each with the (1-based) numbers of the answer sentences it supports."""
+    spans: dict[tuple[int, int], list[int]] = {}
+    for sentence in (support or {}).get("sentences", []):
+        for evidence in sentence.get("evidence", []):
+            if evidence["passage"] == passage_index:
+                spans.setdefault((evidence["start"], evidence["end"]), []).append(sentence["index"] + 1)
+    return sorted((start, end, sorted(set(numbers))) for (start, end), numbers in spans.items())
+
+
+def passage_html(text: str, question: str, spans: list[tuple[int, int, list[int]]]) -> str:
+    """A passage: supporting sentences strongly highlighted and labelled, question terms lightly highlighted."""
+    terms = question_terms(question)
+    parts, position = [], 0
+    for start, end, numbers in spans:
+        if start < position or end > len(text):
+            continue  # overlapping or stale span: skip rather than garble the text
+        parts.append(_terms_html(text[position:start], terms))
+        label = ",".join(str(number) for number in numbers)
+        parts.append(
+            f'<span class="loupe-support" title="supports answer sentence {label}">{_terms_html(text[start:end], terms)}'
+            f'<sup class="loupe-label">{label}</sup></span>'
+        )
+        position = end
+    parts.append(_terms_html(text[position:], terms))
+    return f'<div class="loupe-passage">{"".join(parts)}</div>'
+
+
+def answer_html(answer: str, support: dict[str, Any] | None) -> str:
+    """The answer, sentence by sentence, each marked supported (with its passages), unsupported or abstaining."""
+    sentences = (support or {}).get("sentences") or []
+    if not sentences:
+        return f'<div class="loupe-answer loupe-passage">{escape(answer)}</div>'
+    parts, position = [], 0
+    for sentence in sentences:
+        start, end = sentence["start"], sentence["end"]
+        parts.append(escape(answer[position:start]))
+        number = sentence["index"] + 1
+        kind = sentence.get("kind", "claim")
+        if kind == "abstention":
+            css, tag = "loupe-abstain", '<span class="loupe-tag loupe-tag-abstain">abstains</span>'
+        elif sentence.get("supported"):
+            sources = sorted({evidence["passage"] + 1 for evidence in sentence.get("evidence", [])})
+            css = "loupe-ok"
+            tag = f'<span class="loupe-tag loupe-tag-ok">✓ passage {", ".join(map(str, sources))}</span>'
+        else:
+            what = "generic, not in the passages" if kind == "generic" else "unsupported"
+            css, tag = "loupe-bad", f'<span class="loupe-tag loupe-tag-bad">⚠ {what}</span>'
+        parts.append(
+            f'<span class="loupe-sentence {css}" data-sentence="{number}"><sup class="loupe-label">{number}</sup>'
+            f"{escape(answer[start:end])}</span>{tag}"
+        )
+        position = end
+    parts.append(escape(answer[position:]))
+    return f'<div class="loupe-answer loupe-passage">{"".join(parts)}</div>'
