@@ -1,4 +1,4 @@
-"""The Ask page: a question, its streamed answer, and the passages it came from."""
+"""The Ask page: a question, its streamed answer beside the passages it came from, and the verdict."""
 
 from __future__ import annotations
 
@@ -8,21 +8,28 @@ from typing import Any
 
 import streamlit as st
 
-from loupe.app_state import app_asker, document_ids
+from loupe.app_state import app_asker, app_sessions, app_settings, document_ids, evidence_search
 from loupe.qa import Answer, QuestionError
 from loupe.settings import RETRIEVAL_MODES
+from loupe.support import analyze_support
 from loupe.text_safety import escape_markdown
+from review.records import get_record, record_from_answer
+from ui.review_panel import correction_diff_html, show_record, verdict_controls
 
-asker = app_asker()
+asker, sessions, settings = app_asker(), app_sessions(), app_settings()
+
+if st.session_state.pop("ask_reset", False):
+    st.session_state["ask_question"] = ""
 
 st.title("Ask")
 with st.form("ask_form", border=False):
-    question = st.text_input("Question", key="ask_question", placeholder="What strategies are employed to handle randomness?")
+    question = st.text_input("Question", key="ask_question",
+                             placeholder="What strategies are employed to handle randomness in the deep learning pipeline?")
     with st.expander("Scope and retrieval"):
         scope = st.multiselect("Documents", document_ids(asker), key="ask_scope", placeholder="All documents")
         mode = st.radio("Mode", RETRIEVAL_MODES, horizontal=True, key="ask_mode",
                         format_func=lambda m: {"hybrid": "Hybrid", "bm25": "BM25", "dense": "Dense"}[m])
-        top_k = st.number_input("Top-k", min_value=1, max_value=50, value=asker.settings.top_k, key="ask_top_k")
+        top_k = st.number_input("Top-k", min_value=1, max_value=50, value=settings.top_k, key="ask_top_k")
     asked = st.form_submit_button("Ask", type="primary")
 
 
@@ -60,42 +67,58 @@ def stream_answer(question: str, scope: list[str], mode: str, top_k: int) -> Ans
     return outcome["answer"]
 
 
+def ask_and_store(question: str) -> None:
+    """Answer, analyse support, and store the record (committed before it is shown)."""
+    answer = stream_answer(question, scope, mode, int(top_k))
+    with st.spinner("Checking which passages support the answer…"):
+        support = analyze_support(settings, answer.answer, [p["text"] for p in answer.passages])
+    with sessions() as session:
+        record = record_from_answer(session, answer=answer, settings=settings, support=support)
+    st.session_state["ask_record_id"] = record.id
+
+
 if asked:
     if not question.strip():
         st.error("Type a question first.")
     else:
         try:
             with st.spinner("Retrieving passages and generating…"):
-                st.session_state["ask_answer"] = stream_answer(question, scope, mode, int(top_k))
+                ask_and_store(question)
         except QuestionError as error:
             st.error(escape_markdown(str(error)))
         except Exception as error:
             st.error(escape_markdown(f"The question could not be answered: {type(error).__name__}: {error}"))
 
-answer: Answer | None = st.session_state.get("ask_answer")
-if answer is None:
-    st.info("Ask a question about the ingested documents. Answers show beside the passages they came from.")
+saved = st.session_state.pop("ask_saved", None)
+if saved:
+    st.success(f"Saved: {saved['verdict']} on “{escape_markdown(saved['question'])}”. Ready for the next question.")
+    if saved.get("corrected"):
+        with st.expander("Your correction", expanded=True):
+            st.html(correction_diff_html(saved["answer"], saved["corrected"]))
+
+record_id = st.session_state.get("ask_record_id")
+if record_id is None:
+    if not saved:
+        st.info("Ask a question about the ingested documents. Answers show beside the passages they came from.")
     st.stop()
 
-answer_column, passages_column = st.columns([2, 3], gap="large")
-with answer_column:
-    st.subheader("Answer")
-    st.markdown(escape_markdown(answer.answer), unsafe_allow_html=False)
-    generator = answer.generator
-    st.caption(f"Generator: {escape_markdown(generator['kind'])} · {escape_markdown(generator['model'])} · "
-               f"retrieval {answer.timings['retrieval_ms']:.0f} ms · generation {answer.timings['generation_ms']:.0f} ms")
-    if generator.get("fallback_reason"):
-        st.warning(f"Answered by the extractive fallback: {escape_markdown(generator['fallback_reason'])}")
-with passages_column:
-    st.subheader(f"Passages ({len(answer.passages)})")
-    if not answer.passages:
-        st.info("No passage matched within this scope.")
-    for number, passage in enumerate(answer.passages, start=1):
-        with st.container(border=True):
-            page = f" · page {passage['page']}" if passage.get("page") else ""
-            st.markdown(f"**[{number}] {escape_markdown(passage['title'] or passage['doc_id'])}**{escape_markdown(page)}")
-            badges = [f"score {passage['score']:.4f}"]
-            badges += [f"{'BM25' if name == 'bm25' else 'dense'} #{rank}"
-                       for name, rank in passage["ranks"].items() if rank is not None]
-            st.caption(" · ".join(escape_markdown(badge) for badge in badges))
-            st.text(passage["text"])
+with sessions() as session:
+    record = get_record(session, record_id=record_id)
+show_record(record)
+annotator = st.session_state.get("annotator") or "annotator"
+
+
+def moved_on(verdict: str) -> None:
+    with sessions() as session:
+        stored = get_record(session, record_id=record_id)
+    mine = next(a for a in stored.annotations if a.annotator == annotator)
+    st.session_state["ask_saved"] = {
+        "verdict": verdict, "question": stored.question, "answer": stored.answer, "corrected": mine.corrected_answer,
+    }
+    st.session_state.pop("ask_record_id", None)
+    st.session_state.pop("ask_panel_mode", None)
+    st.session_state["ask_reset"] = True
+    st.rerun()
+
+
+verdict_controls(record, sessions, annotator, key="ask_panel", on_saved=moved_on, search=evidence_search(asker))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+
 import streamlit as st
+from sqlalchemy.orm import Session, sessionmaker
 
 from loupe.qa import Asker
 from loupe.settings import Settings, load_settings
@@ -19,6 +23,14 @@ def app_asker() -> Asker:
     return Asker(app_settings())
 
 
+@st.cache_resource(show_spinner="Opening the review database…")
+def app_sessions() -> sessionmaker[Session]:
+    """The review database's session factory (engine created and migrated once); open one session per action."""
+    from review.db import open_database
+
+    return open_database(app_settings())
+
+
 def document_ids(asker: Asker) -> list[str]:
     """Ingested document ids, for the scope selector (re-read when the store file changed)."""
     from loupe.ingest import count_by_document
@@ -26,3 +38,21 @@ def document_ids(asker: Asker) -> list[str]:
 
     refresh(asker.bundle.store)
     return sorted(count_by_document(asker.bundle.store))
+
+
+def default_annotator() -> str:
+    """Single-user mode: annotations are recorded under LOUPE_ANNOTATOR or the login name."""
+    try:
+        return os.environ.get("LOUPE_ANNOTATOR") or getpass.getuser()
+    except OSError:
+        return "annotator"
+
+
+def evidence_search(asker: Asker):
+    """BM25 search within a document scope, for attaching evidence the retriever missed."""
+    from loupe.qa import passage_record
+
+    def search(query: str, scope: list[str]) -> list[dict]:
+        return [passage_record(doc) for doc in asker.retrieve(query, doc_ids=scope or None, mode="bm25", top_k=5)]
+
+    return search

@@ -14,6 +14,7 @@ from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersio
 from review.records import get_record
 
 PASSAGE_MARKS = ("relevant", "not_relevant")
+UNCHECKED = -1  # expected_version for writers that overwrite knowingly (imports); history is kept all the same
 _STATE_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence", "seconds")
 
 
@@ -29,12 +30,12 @@ def record_verdict(
     passage_marks: dict[str, str] | None = None,
     evidence: list[dict[str, Any]] | None = None,
     seconds: float | None = None,
-    expected_version: int | None = None,
+    expected_version: int | None = UNCHECKED,
 ) -> Annotation:
     """Store `annotator`'s verdict on a record and commit it.
 
-    :param expected_version: the annotation version the caller last saw (None: the caller saw none); a
-        different current version means someone saved in between, and nothing is written.
+    :param expected_version: the annotation version the caller last saw, None when it saw none; if the
+        annotation is no longer in that state, someone saved in between and nothing is written.
     :raises NotFoundError: no such record.
     :raises InvalidVerdictError: the verdict lacks what it needs.
     :raises ConflictError: the annotation changed since the caller read it.
@@ -47,12 +48,17 @@ def record_verdict(
     )
     try:
         if current is None:
-            if expected_version is not None:
+            if expected_version not in (None, UNCHECKED):
                 raise ConflictError("this annotation was deleted since you opened it; reload the record")
             current = Annotation(record_id=record_id, **fields)
             session.add(current)
         else:
-            if expected_version is not None and expected_version != current.version:
+            if expected_version is None:
+                raise ConflictError(
+                    f"{fields['annotator']} already saved a verdict on this record (in another tab?) since you "
+                    "opened it; reload to see it before changing it"
+                )
+            if expected_version != UNCHECKED and expected_version != current.version:
                 raise ConflictError(
                     f"{fields['annotator']} saved a newer verdict on this record (version {current.version}) since "
                     f"you opened it (version {expected_version}); reload to see it before changing it"
