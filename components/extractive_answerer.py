@@ -65,6 +65,7 @@ class ExtractiveAnswerer:
             (number, sentence)
             for number, document in enumerate(documents, start=1)
             for sentence in split_sentences(document.content or "")
+            if _is_statement(sentence)
         ]
         chosen = self._best(query, candidates)
         if chosen:
@@ -95,3 +96,8 @@ class ExtractiveAnswerer:
             seen.add(sentence)
             chosen.append((number, sentence, score))
         return chosen
+
+
+def _is_statement(sentence: str) -> bool:
+    """Headings ("## Methods") and fragments of a few words answer nothing; quote only real sentences."""
+    return not sentence.lstrip().startswith("#") and len(sentence.split()) >= 4

@@ -28,8 +28,10 @@ class EmbeddedDocumentStore(InMemoryDocumentStore):
         :param path: the JSON file that holds the documents; created on first `persist()`.
         :param bm25_algorithm: one of InMemoryDocumentStore's BM25 variants.
         """
+        # Loupe's embedders normalise vectors, so the dot product ranks like cosine without re-normalising every
+        # stored vector per query; returning embeddings avoids a copy of every document per query.
         super().__init__(
-            bm25_algorithm=bm25_algorithm, embedding_similarity_function="cosine", shared=False, return_embedding=False
+            bm25_algorithm=bm25_algorithm, embedding_similarity_function="dot_product", shared=False, return_embedding=True
         )
         self.path = path
         self._loaded_mtime: float | None = None

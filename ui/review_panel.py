@@ -109,11 +109,11 @@ def verdict_controls(
         on_saved(verdict)
 
     accept, correct, reject = st.columns(3)
-    if accept.button("Accept", key=f"{key}_accept", shortcut="Alt+A", type="primary", width="stretch"):
+    if accept.button("Accept", key=f"{key}_accept", shortcut="Alt+1", type="primary", width="stretch"):
         save("accept")
-    if correct.button("Correct", key=f"{key}_correct", shortcut="Alt+C", width="stretch"):
+    if correct.button("Correct", key=f"{key}_correct", shortcut="Alt+2", width="stretch"):
         st.session_state[f"{key}_mode"] = "correct"
-    if reject.button("Reject", key=f"{key}_reject", shortcut="Alt+R", width="stretch"):
+    if reject.button("Reject", key=f"{key}_reject", shortcut="Alt+3", width="stretch"):
         st.session_state[f"{key}_mode"] = "reject"
 
     mode = st.session_state.get(f"{key}_mode")

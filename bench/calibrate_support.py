@@ -1,0 +1,344 @@
+"""Calibrate SupportAligner's thresholds on real RAG records: own context versus another paper's context.
+
+    python bench/calibrate_support.py [--records 600] [--seed 0] [--json] [--show-abstentions 40]
+
+Data: ../shared/data/kommineni2024 (beside the repository root), the mixtral_8_22b records. Each record holds the
+retrieved context (the text between the prompt's first line and "Question:"; its blank-line separated paragraphs
+are the passages) and the answer after "Helpful Answer:".
+
+  positives  each sentence of a non-abstaining answer (abstention and hedged sentences left out), scored against
+             the passages of its OWN record: the best combined score over all passage sentences;
+  negatives  the same sentences scored against the passages of a record of a DIFFERENT paper for the same
+             question number (seeded choice): they approximate "not supported".
+
+For every semantic_weight in 0, 0.05, ..., 1 and min_score in -0.2, -0.19, ..., 1.0 the script counts a score
+>= min_score as "supported" and computes precision / recall / F1 (positive class: supported) and balanced
+accuracy; the chosen point is the one with the highest balanced accuracy (ties: the higher min_score). The same
+point is also evaluated on every non-abstention sentence of every answer (abstaining answers included), a noisier
+set because abstaining answers mostly add outside knowledge.
+
+Secondary checks: the human Yes/No decisions (human_decisions/mixtral_8_22b.csv) against the share of supported
+sentences and the abstention flag; the abstention detector's counts; SupportAligner.run latency on real records
+(p50 / p95 over --latency-records records after a warm-up). Progress goes to stderr.
+
+Hand check of the abstention patterns (seed 0, 40 flagged answers shown with --show-abstentions 40 and read by
+eye): 40 of 40 flagged answers do say that the context lacks (part of) the requested information, i.e. precision
+40/40 at the answer level; at the sentence level 39 of the 40 first-flagged sentences are statements about the
+context and one ("It remains unclear how ..." about a paper's method) is borderline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.synthetic import Progress  # noqa: E402
+from components.sentence_model import embed  # noqa: E402
+from components.support_aligner import (  # noqa: E402
+    AnswerSentence,
+    PassageSentence,
+    SupportAligner,
+    answer_sentences,
+    passage_sentences,
+    score_matrices,
+)
+from loupe.models import MINILM_ID, resolve_embedding_model  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data" / "kommineni2024"
+MODEL_NAME = "mixtral_8_22b"
+WEIGHTS = [round(0.05 * i, 2) for i in range(21)]
+THRESHOLDS = [round(-0.2 + 0.01 * i, 2) for i in range(121)]
+PAD = -10.0
+
+
+@dataclass
+class Record:
+    name: str
+    paper: str
+    question: int
+    passages: list[str]
+    answer: str
+    sentences: list[AnswerSentence]
+    candidates: list[PassageSentence]
+
+    @property
+    def abstains(self) -> bool:
+        return any(sentence.abstention for sentence in self.sentences)
+
+
+def parse_record(path: Path) -> tuple[list[str], str]:
+    """(passages, answer) of one record file."""
+    text = path.read_text(encoding="utf-8")
+    answer_at = text.find("\nHelpful Answer:")
+    if answer_at < 0:
+        raise ValueError(f"{path.name}: no 'Helpful Answer:'")
+    question_at = text.rfind("\nQuestion:", 0, answer_at)
+    context_start = text.find("\n") + 1  # after the instruction line
+    context = text[context_start:question_at] if question_at > 0 else ""
+    passages = [part.strip() for part in context.replace("\r\n", "\n").split("\n\n") if part.strip()]
+    answer = text[answer_at + len("\nHelpful Answer:") :].strip()
+    return passages, answer
+
+
+def load_records(limit: int, seed: int, progress: Progress) -> list[Record]:
+    paths = sorted((DATA / "records" / MODEL_NAME).glob("*.txt"))
+    if limit and limit < len(paths):
+        paths = sorted(random.Random(seed).sample(paths, limit))
+    records = []
+    for count, path in enumerate(paths, start=1):
+        stem = path.name[: -len(".txt")]
+        paper, _, cq = stem.rpartition("_CQ")
+        passages, answer = parse_record(path)
+        records.append(Record(path.name, paper, int(cq), passages, answer, answer_sentences(answer),
+                              passage_sentences(passages)))
+        progress.update(f"parsing records {count}/{len(paths)}")
+    return records
+
+
+def pick_partners(records: list[Record], seed: int) -> dict[str, Record]:
+    """For each record, a record of another paper for the same question number (seeded)."""
+    rng = random.Random(seed + 1)
+    by_question: dict[int, list[Record]] = {}
+    for record in records:
+        by_question.setdefault(record.question, []).append(record)
+    partners = {}
+    for record in records:
+        others = [other for other in by_question[record.question] if other.paper != record.paper and other.candidates]
+        if others:
+            partners[record.name] = rng.choice(others)
+    return partners
+
+
+def embed_all(records: list[Record], model: str, progress: Progress) -> dict[str, np.ndarray]:
+    """One embedding per distinct cleaned sentence text."""
+    texts = sorted({s.clean for r in records for s in r.sentences} | {c.clean for r in records for c in r.candidates})
+    vectors: dict[str, np.ndarray] = {}
+    batch = 512
+    for start in range(0, len(texts), batch):
+        chunk = texts[start : start + batch]
+        for text, vector in zip(chunk, embed(model, chunk)):
+            vectors[text] = vector
+        progress.update(f"embedding sentences {min(start + batch, len(texts))}/{len(texts)}")
+    return vectors
+
+
+def best_rows(record: Record, candidates: list[PassageSentence], vectors: dict[str, np.ndarray], width: int):
+    """Semantic and lexical matrices of the record's sentences against candidates, padded to `width` columns."""
+    answers = np.stack([vectors[s.clean] for s in record.sentences])
+    if candidates:
+        passages = np.stack([vectors[c.clean] for c in candidates])
+    else:
+        passages = np.zeros((0, answers.shape[1]), dtype=np.float32)
+    semantic, lexical = score_matrices(record.sentences, candidates, answers, passages)
+    padded_s = np.full((len(record.sentences), width), PAD, dtype=np.float32)
+    padded_l = np.full((len(record.sentences), width), PAD, dtype=np.float32)
+    padded_s[:, : semantic.shape[1]] = semantic
+    padded_l[:, : lexical.shape[1]] = lexical
+    return padded_s, padded_l
+
+
+def metrics(own: np.ndarray, other: np.ndarray, threshold: float) -> dict[str, float]:
+    true_pos = float((own >= threshold).sum())
+    false_pos = float((other >= threshold).sum())
+    recall = true_pos / len(own)
+    specificity = 1.0 - false_pos / len(other)
+    precision = true_pos / (true_pos + false_pos) if true_pos + false_pos else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            "specificity": round(specificity, 4), "balanced_accuracy": round((recall + specificity) / 2, 4)}
+
+
+def auc(own: np.ndarray, other: np.ndarray) -> float:
+    """Probability that an own-context score beats an other-context score (ties count half)."""
+    ordered = np.sort(other)
+    below = np.searchsorted(ordered, own, side="left")
+    equal = np.searchsorted(ordered, own, side="right") - below
+    return float((below + 0.5 * equal).sum() / (len(own) * len(other)))
+
+
+def read_decisions() -> dict[str, str]:
+    path = DATA / "human_decisions" / f"{MODEL_NAME}.csv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row["Unique_ID"]: row["decision"].strip() for row in csv.DictReader(handle)
+                if row.get("decision", "").strip() in ("Yes", "No")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=0, help="seeded subset size; 0 = all 1680 records")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latency-records", type=int, default=50)
+    parser.add_argument("--show-abstentions", type=int, default=0, help="print this many flagged answers (stderr)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"{DATA} is absent (../shared exists only on the project's build machines)")
+
+    progress = Progress()
+    model = resolve_embedding_model(MINILM_ID)
+    records = load_records(args.records, args.seed, progress)
+    partners = pick_partners(records, args.seed)
+    vectors = embed_all(records, model, progress)
+    progress.done()
+
+    width = max(len(r.candidates) for r in records) or 1
+    rows: dict[str, list[np.ndarray]] = {"own_s": [], "own_l": [], "oth_s": [], "oth_l": []}
+    clean_mask, all_mask = [], []
+    for record in records:
+        if not record.sentences or record.name not in partners:
+            continue
+        own_s, own_l = best_rows(record, record.candidates, vectors, width)
+        oth_s, oth_l = best_rows(record, partners[record.name].candidates, vectors, width)
+        for key, value in (("own_s", own_s), ("own_l", own_l), ("oth_s", oth_s), ("oth_l", oth_l)):
+            rows[key].append(value)
+        for sentence in record.sentences:
+            claim = not sentence.abstention and not sentence.hedged
+            all_mask.append(not sentence.abstention)
+            clean_mask.append(claim and not record.abstains)
+    own_s, own_l, oth_s, oth_l = (np.concatenate(rows[key]) for key in ("own_s", "own_l", "oth_s", "oth_l"))
+    clean, every = np.array(clean_mask), np.array(all_mask)
+
+    grid, best = [], None
+    for weight in WEIGHTS:
+        own = (weight * own_s + (1 - weight) * own_l).max(axis=1)
+        other = (weight * oth_s + (1 - weight) * oth_l).max(axis=1)
+        weight_auc = auc(own[clean], other[clean])
+        top = None
+        for threshold in THRESHOLDS:
+            point = metrics(own[clean], other[clean], threshold)
+            if top is None or point["balanced_accuracy"] >= top[1]["balanced_accuracy"]:
+                top = (threshold, point)
+        grid.append({"semantic_weight": weight, "auc": round(weight_auc, 4), "min_score": top[0], **top[1]})
+        if best is None or top[1]["balanced_accuracy"] > best["balanced_accuracy"]:
+            best = grid[-1]
+    weight, threshold = best["semantic_weight"], best["min_score"]
+    own = (weight * own_s + (1 - weight) * own_l).max(axis=1)
+    other = (weight * oth_s + (1 - weight) * oth_l).max(axis=1)
+    best_f1 = max(({"min_score": t, **metrics(own[clean], other[clean], t)} for t in THRESHOLDS),
+                  key=lambda point: point["f1"])
+    semantic_only = next(row for row in grid if row["semantic_weight"] == 1.0)
+    lexical_only = next(row for row in grid if row["semantic_weight"] == 0.0)
+
+    # Human decisions: share of supported sentences (abstention sentences left out) and the abstention flag.
+    decisions = read_decisions()
+    aligner = SupportAligner(model, min_score=threshold, semantic_weight=weight)
+    by_decision: dict[str, dict[str, list[float]]] = {"Yes": {"share": [], "abstains": []},
+                                                       "No": {"share": [], "abstains": []}}
+    for record in records:
+        decision = decisions.get(record.name)
+        if decision is None or not record.sentences:
+            continue
+        answers = np.stack([vectors[s.clean] for s in record.sentences])
+        passages = np.stack([vectors[c.clean] for c in record.candidates]) if record.candidates else np.zeros(
+            (0, answers.shape[1]), dtype=np.float32)
+        semantic, lexical = score_matrices(record.sentences, record.candidates, answers, passages)
+        scores = (weight * semantic + (1 - weight) * lexical).max(axis=1) if passages.shape[0] else np.zeros(len(answers))
+        judged = [score >= threshold for score, s in zip(scores, record.sentences) if not s.abstention]
+        if judged:
+            by_decision[decision]["share"].append(float(np.mean(judged)))
+        by_decision[decision]["abstains"].append(float(record.abstains))
+    human = {
+        decision: {"records": len(values["abstains"]),
+                   "mean_supported_share": round(statistics.fmean(values["share"]), 4) if values["share"] else None,
+                   "abstaining_share": round(statistics.fmean(values["abstains"]), 4) if values["abstains"] else None}
+        for decision, values in by_decision.items()
+    }
+
+    flagged = [r for r in records if r.abstains]
+    abstention = {
+        "answers": len(records),
+        "answers_flagged": len(flagged),
+        "answers_starting_with_abstention": sum(1 for r in records if r.sentences and r.sentences[0].abstention),
+        "sentences": sum(len(r.sentences) for r in records),
+        "sentences_flagged": sum(s.abstention for r in records for s in r.sentences),
+        "sentences_hedged": sum(s.hedged for r in records for s in r.sentences),
+        "judged_flagged_yes_no": [sum(1 for r in flagged if decisions.get(r.name) == d) for d in ("Yes", "No")],
+        "judged_unflagged_yes_no": [sum(1 for r in records if not r.abstains and decisions.get(r.name) == d)
+                                    for d in ("Yes", "No")],
+    }
+    if args.show_abstentions:
+        for record in random.Random(args.seed).sample(flagged, min(args.show_abstentions, len(flagged))):
+            first = next(s for s in record.sentences if s.abstention)
+            print(f"--- {record.name}\n    {first.clean[:240]}", file=sys.stderr)
+
+    # Latency of the component itself on real records (one batched embed per run).
+    timed = [r for r in records if r.sentences and r.candidates][: args.latency_records]
+    for record in timed[:3]:
+        aligner.run(answer=record.answer, passages=record.passages)
+    latencies = []
+    for count, record in enumerate(timed, start=1):
+        started = time.perf_counter()
+        aligner.run(answer=record.answer, passages=record.passages)
+        latencies.append((time.perf_counter() - started) * 1000)
+        progress.update(f"timing {count}/{len(timed)}")
+    progress.done()
+    latency = {"records": len(latencies),
+               "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+               "p95_ms": round(float(np.percentile(latencies, 95)), 1) if latencies else None,
+               "mean_passages": round(statistics.fmean(len(r.passages) for r in timed), 1) if timed else None,
+               "mean_passage_sentences": round(statistics.fmean(len(r.candidates) for r in timed), 1) if timed else None,
+               "mean_answer_sentences": round(statistics.fmean(len(r.sentences) for r in timed), 1) if timed else None}
+
+    result: dict[str, Any] = {
+        "records": len(records),
+        "pairs": len(rows["own_s"]),
+        "positives": int(clean.sum()),
+        "negatives": int(clean.sum()),
+        "chosen": {"semantic_weight": weight, "min_score": threshold,
+                   **{k: best[k] for k in ("precision", "recall", "f1", "specificity", "balanced_accuracy", "auc")}},
+        "best_f1_at_chosen_weight": best_f1,
+        "all_non_abstention_sentences": {"sentences": int(every.sum()),
+                                          **metrics(own[every], other[every], threshold)},
+        "semantic_only": semantic_only,
+        "lexical_only": lexical_only,
+        "grid": grid,
+        "human_decisions": human,
+        "abstention": abstention,
+        "latency": latency,
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    chosen = result["chosen"]
+    print(f"records {result['records']}, positive/negative sentences {result['positives']} each")
+    print(f"chosen: semantic_weight={weight} min_score={threshold}  precision {chosen['precision']:.3f} "
+          f"recall {chosen['recall']:.3f} F1 {chosen['f1']:.3f} balanced accuracy {chosen['balanced_accuracy']:.3f} "
+          f"AUC {chosen['auc']:.3f}")
+    print(f"best F1 at that weight: min_score={best_f1['min_score']} F1 {best_f1['f1']:.3f} "
+          f"(precision {best_f1['precision']:.3f}, recall {best_f1['recall']:.3f})")
+    for name in ("semantic_only", "lexical_only"):
+        row = result[name]
+        print(f"{name}: min_score={row['min_score']} balanced accuracy {row['balanced_accuracy']:.3f} "
+              f"F1 {row['f1']:.3f} AUC {row['auc']:.3f}")
+    every_row = result["all_non_abstention_sentences"]
+    print(f"all non-abstention sentences ({every_row['sentences']}): precision {every_row['precision']:.3f} "
+          f"recall {every_row['recall']:.3f} F1 {every_row['f1']:.3f} "
+          f"balanced accuracy {every_row['balanced_accuracy']:.3f}")
+    print("weight  auc    min_score  bal.acc  F1")
+    for row in grid:
+        print(f"{row['semantic_weight']:<7} {row['auc']:.3f}  {row['min_score']:<9}  {row['balanced_accuracy']:.3f}"
+              f"    {row['f1']:.3f}")
+    for decision, values in human.items():
+        print(f"human {decision}: {values['records']} records, mean supported share {values['mean_supported_share']}, "
+              f"abstaining {values['abstaining_share']}")
+    print("abstention: " + ", ".join(f"{key} {value}" for key, value in abstention.items()))
+    print(f"latency: SupportAligner.run p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms over "
+          f"{latency['records']} records ({latency['mean_passages']} passages, {latency['mean_passage_sentences']} "
+          f"passage sentences, {latency['mean_answer_sentences']} answer sentences on average)")
+
+
+if __name__ == "__main__":
+    main()

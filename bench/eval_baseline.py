@@ -1,0 +1,116 @@
+"""Loupe's retrieval against stock Haystack hybrid retrieval with the same embedding model, on one BEIR set.
+
+    python bench/eval_baseline.py                      # PubMedQA (../shared), all 500 items
+    python bench/eval_baseline.py --limit 100          # its first 100 items
+    python bench/eval_baseline.py CORPUS QUERIES QRELS # any BEIR-format set
+
+Loupe: `loupe.retrieval_eval.evaluate_beir` (sentence chunks, titles embedded, BM25 on chunk text, RankFusion
+with the configured top_k_bm25 / top_k_dense / rrf_k; a document ranks where its best chunk ranks).
+Stock: InMemoryDocumentStore with whole documents (title + text, unsplit), InMemoryBM25Retriever,
+SentenceTransformers embedders, InMemoryEmbeddingRetriever, DocumentJoiner(join_mode="reciprocal_rank_fusion"),
+every component at its defaults except the model and the retrievers' top_k (the same as Loupe's).
+Both are scored by the same metric functions; the two tables are printed side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from haystack import Document, Pipeline  # noqa: E402
+from haystack.components.joiners import DocumentJoiner  # noqa: E402
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever  # noqa: E402
+from haystack.document_stores.in_memory import InMemoryDocumentStore  # noqa: E402
+from haystack_integrations.components.embedders.sentence_transformers import (  # noqa: E402
+    SentenceTransformersDocumentEmbedder,
+    SentenceTransformersTextEmbedder,
+)
+
+from bench.make_beir_pubmedqa import DEFAULT_SOURCE, write_beir  # noqa: E402
+from loupe.models import apply_offline_mode, resolve_embedding_model  # noqa: E402
+from loupe.retrieval_eval import METRICS, BeirSet, evaluate_beir, format_table, load_beir, score_rankings  # noqa: E402
+from loupe.settings import RETRIEVAL_MODES, Settings, load_settings  # noqa: E402
+
+MODES = ("bm25", "dense", "hybrid")
+
+
+def stock_haystack(settings: Settings, beir: BeirSet) -> dict[str, dict[str, float]]:
+    """Scores of stock Haystack retrieval (whole documents) in the three modes, from one pipeline run per query."""
+    model = resolve_embedding_model(settings.embedding_model)
+    local = not settings.allow_downloads
+    store = InMemoryDocumentStore()
+    documents = [
+        Document(id=doc_id, content=f"{row['title']}\n\n{row['text']}".strip(), meta={"title": row["title"]})
+        for doc_id, row in beir.corpus.items()
+    ]
+    embedder = SentenceTransformersDocumentEmbedder(model=model, local_files_only=local, progress_bar=False)
+    store.write_documents(embedder.run(documents=documents)["documents"])
+
+    pipeline = Pipeline()
+    pipeline.add_component("text_embedder", SentenceTransformersTextEmbedder(model=model, local_files_only=local, progress_bar=False))
+    pipeline.add_component("bm25", InMemoryBM25Retriever(document_store=store, top_k=settings.top_k_bm25))
+    pipeline.add_component("dense", InMemoryEmbeddingRetriever(document_store=store, top_k=settings.top_k_dense))
+    pipeline.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion"))
+    pipeline.connect("text_embedder.embedding", "dense.query_embedding")
+    pipeline.connect("bm25", "joiner")
+    pipeline.connect("dense", "joiner")
+
+    rankings: dict[str, dict[str, list[str]]] = {mode: {} for mode in MODES}
+    for query_id in beir.qrels:
+        query = beir.queries[query_id]
+        result = pipeline.run(
+            {"text_embedder": {"text": query}, "bm25": {"query": query}}, include_outputs_from={"bm25", "dense"}
+        )
+        for mode, name in (("bm25", "bm25"), ("dense", "dense"), ("hybrid", "joiner")):
+            rankings[mode][query_id] = [document.id for document in result[name]["documents"]]
+    return {mode: score_rankings(rankings[mode], beir.qrels) for mode in MODES}
+
+
+def side_by_side(ours: dict[str, dict[str, float]], stock: dict[str, dict[str, float]]) -> str:
+    """One row per mode; each metric as `ours / stock`."""
+    header = f"{'mode':<8}" + "".join(f"{name + ' loupe/stock':>24}" for name in METRICS)
+    rows = [header, "-" * len(header)]
+    for mode in MODES:
+        cells = "".join(f"{ours[mode][name]:>15.4f} / {stock[mode][name]:.4f}" for name in METRICS)
+        rows.append(f"{mode:<8}{cells}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Loupe vs stock Haystack retrieval on a BEIR set.")
+    parser.add_argument("files", nargs="*", metavar="FILE", help="CORPUS.jsonl QUERIES.jsonl QRELS.tsv (default: PubMedQA)")
+    parser.add_argument("--limit", type=int, help="with PubMedQA: only its first N items")
+    args = parser.parse_args(argv)
+    if args.files and len(args.files) != 3:
+        parser.error("give three files (corpus, queries, qrels) or none")
+    settings = load_settings()
+    apply_offline_mode(settings)
+    with tempfile.TemporaryDirectory(prefix="beir-") as folder:
+        if args.files:
+            corpus, queries, qrels = map(Path, args.files)
+        else:
+            paths = write_beir(Path(folder), DEFAULT_SOURCE, args.limit)
+            corpus, queries, qrels = paths["corpus"], paths["queries"], paths["qrels"]
+        started = time.perf_counter()
+        ours = evaluate_beir(settings, corpus, queries, qrels, list(RETRIEVAL_MODES))
+        ours_s = time.perf_counter() - started
+        started = time.perf_counter()
+        stock = stock_haystack(settings, load_beir(corpus, queries, qrels))
+        stock_s = time.perf_counter() - started
+    name = str(corpus) if args.files else f"PubMedQA {DEFAULT_SOURCE.name}" + (f", first {args.limit}" if args.limit else "")
+    print(f"set: {name}; {ours.queries} queries, {ours.documents} documents "
+          f"({ours.chunks} Loupe chunks); retriever top_k {settings.top_k_bm25}/{settings.top_k_dense}, "
+          f"Loupe rrf_k {settings.rrf_k}\n")
+    print(f"Loupe ({ours_s:.0f} s):\n{format_table({mode: ours[mode] for mode in MODES})}\n")
+    print(f"stock Haystack ({stock_s:.0f} s):\n{format_table(stock)}\n")
+    print(side_by_side(ours, stock))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

