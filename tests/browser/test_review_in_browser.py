@@ -106,8 +106,8 @@ def test_ask_highlight_correct_and_export(page, app_url):
 def test_reject_with_reason(page, app_url):
     ask(page, "What hardware was used for training?", "bird_song_detection")
     page.get_by_role("button", name=re.compile(r"^Reject")).click()
-    page.get_by_text("Why is the answer rejected?").click()
-    page.get_by_text("retrieval missed the evidence").click()
+    page.get_by_label("Reason").click()
+    page.get_by_role("option", name="retrieval missed the evidence").click()
     page.get_by_role("button", name=re.compile(r"^Save rejection")).click()
     page.get_by_text("Saved: reject").wait_for(timeout=30_000)
     rows = export_rows(app_url[1])
@@ -121,10 +121,10 @@ def test_hostile_document_runs_and_loads_nothing(page):
     assert page.evaluate("window.__pwned") is None
     assert page.dialogs == []
     assert page.outside_requests == [], page.outside_requests
-    text = page.locator("section.stMain").inner_text()
+    text = page.locator("[data-testid=stMain]").inner_text()
     assert "<script>" in text and "javascript:" in text and "![tracker]" in text, "markup shows as literal text"
-    assert page.locator("section.stMain iframe[src*='evil']").count() == 0
-    assert page.locator("section.stMain img[src*='evil']").count() == 0
-    assert page.locator("section.stMain a[href^='javascript']").count() == 0
-    assert page.locator("section.stMain [onerror], section.stMain [onclick], section.stMain [onmouseover]").count() == 0
-    assert page.locator("section.stMain").is_visible(), "a <style> in the document must not restyle the page"
+    assert page.locator("[data-testid=stMain] iframe[src*='evil']").count() == 0
+    assert page.locator("[data-testid=stMain] img[src*='evil']").count() == 0
+    assert page.locator("[data-testid=stMain] a[href^='javascript']").count() == 0
+    assert page.locator("[data-testid=stMain] [onerror], [data-testid=stMain] [onclick], [data-testid=stMain] [onmouseover]").count() == 0
+    assert page.locator("[data-testid=stMain]").is_visible(), "a <style> in the document must not restyle the page"
