@@ -28,5 +28,8 @@ with st.sidebar:
     st.text_input("Your name", value=default_annotator(), key="annotator",
                   help="Single-user mode: your verdicts are recorded under this name.")
 
-page = st.navigation([st.Page("app_pages/ask.py", title="Ask", icon="❓", default=True)])
+page = st.navigation([
+    st.Page("app_pages/ask.py", title="Ask", default=True),
+    st.Page("app_pages/records.py", title="Records"),
+])
 page.run()

@@ -116,7 +116,6 @@ def moved_on(verdict: str) -> None:
         "verdict": verdict, "question": stored.question, "answer": stored.answer, "corrected": mine.corrected_answer,
     }
     st.session_state.pop("ask_record_id", None)
-    st.session_state.pop("ask_panel_mode", None)
     st.session_state["ask_reset"] = True
     st.rerun()
 

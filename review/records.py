@@ -69,3 +69,9 @@ def set_support(session: Session, *, record_id: str, support: dict[str, Any]) ->
     record.support = support
     session.commit()
     return record
+
+
+def recent_records(session: Session, *, limit: int = 200) -> list[Record]:
+    """The newest records with their annotations, newest first."""
+    query = select(Record).options(selectinload(Record.annotations)).order_by(Record.created_at.desc()).limit(limit)
+    return list(session.scalars(query))

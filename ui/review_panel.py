@@ -106,6 +106,7 @@ def verdict_controls(
             st.error(str(error))
             return
         st.session_state.pop(shown_key, None)
+        st.session_state.pop(f"{key}_mode", None)
         on_saved(verdict)
 
     accept, correct, reject = st.columns(3)

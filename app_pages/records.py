@@ -1,0 +1,59 @@
+"""The Records page: every asked question with its verdicts and their history, and the export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from loupe.app_state import app_asker, app_sessions, evidence_search
+from loupe.text_safety import escape_markdown
+from review.export import FORMATS, export_bytes
+from review.records import get_record, recent_records
+from ui.review_panel import correction_diff_html, show_record, verdict_controls
+
+sessions, asker = app_sessions(), app_asker()
+annotator = st.session_state.get("annotator") or "annotator"
+
+st.title("Records")
+with sessions() as session:
+    records = recent_records(session)
+
+with st.expander("Export"):
+    fmt = st.radio("Format", FORMATS, horizontal=True, key="records_export_format")
+    with sessions() as session:
+        data, count = export_bytes(session, fmt)
+    st.download_button(f"Download {count} records ({fmt})", data=data, file_name=f"loupe-records.{fmt}",
+                       mime={"jsonl": "application/jsonl", "csv": "text/csv"}.get(fmt, "application/octet-stream"),
+                       key="records_download")
+
+if not records:
+    st.info("No records yet: ask a question on the Ask page.")
+    st.stop()
+
+
+def label(record) -> str:
+    verdicts = ", ".join(f"{a.annotator}: {a.verdict}" for a in record.annotations) or "unreviewed"
+    return f"{record.created_at:%Y-%m-%d %H:%M} · {record.question[:80]} · {verdicts}"  # selectbox shows plain text
+
+
+record_id = st.selectbox("Record", [r.id for r in records], key="records_selected",
+                         format_func=lambda rid: label(next(r for r in records if r.id == rid)))
+with sessions() as session:
+    record = get_record(session, record_id=record_id)
+    history = {a.annotator: list(a.history) for a in record.annotations}
+
+for annotation in record.annotations:
+    with st.container(border=True):
+        st.markdown(f"**{escape_markdown(annotation.annotator)}** · {annotation.verdict} · version "
+                    f"{annotation.version} · {annotation.updated_at:%Y-%m-%d %H:%M}")
+        if annotation.corrected_answer:
+            st.html(correction_diff_html(record.answer, annotation.corrected_answer))
+        if annotation.reason:
+            st.caption(f"Reason: {annotation.reason}")
+        if annotation.comment:
+            st.text(annotation.comment)
+        for version in history[annotation.annotator]:
+            st.caption(f"earlier: version {version.version} · {version.verdict} · {version.recorded_at:%Y-%m-%d %H:%M}")
+
+show_record(record)
+verdict_controls(record, sessions, annotator, key="records_panel", on_saved=lambda verdict: st.rerun(),
+                 search=evidence_search(asker))

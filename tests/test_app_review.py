@@ -1,0 +1,127 @@
+"""Reviewing in the app (AppTest): ask, then accept / correct / reject; rows land in the database with history."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from loupe.ingest import Ingester
+from loupe.settings import Settings
+from loupe.stores import build_document_store
+from review.db import open_database
+from review.models import Annotation, AnnotationVersion, Record
+from tests.conftest import DEMO_CORPUS, REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    settings = Settings(data_dir=data_dir, generator_kind="extractive").validate()
+    Ingester(settings, build_document_store(settings)).ingest([DEMO_CORPUS])
+    return data_dir
+
+
+@pytest.fixture
+def app(corpus_dir, tmp_path, monkeypatch):
+    import shutil
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(corpus_dir, data_dir)  # each test gets its own review database
+    monkeypatch.setenv("LOUPE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("LOUPE_GENERATOR_KIND", "extractive")
+    monkeypatch.setenv("LOUPE_ANNOTATOR", "tester")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    st.cache_resource.clear()  # resources are per process; each test has its own data directory
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception
+    at.data_dir = data_dir
+    return at
+
+
+def ask(at, question: str, doc: str) -> Record:
+    at.text_input(key="ask_question").input(question)
+    at.multiselect(key="ask_scope").select(doc)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    with open_database(Settings(data_dir=at.data_dir))() as session:
+        records = session.scalars(select(Record)).all()
+    assert records, "asking stores a record before it is shown"
+    return records[-1]
+
+
+def rows(at):
+    with open_database(Settings(data_dir=at.data_dir))() as session:
+        return session.scalars(select(Annotation)).all(), session.scalars(select(AnnotationVersion)).all()
+
+
+def test_ask_stores_a_snapshot_with_support(app):
+    record = ask(app, "Which GPU was used for training?", "sonar_fish_counting")
+    assert record.question == "Which GPU was used for training?"
+    assert record.scope == ["sonar_fish_counting"] and record.passages
+    assert "RTX A6000" in record.answer
+    assert record.prompt and "Which GPU was used for training?" in record.prompt
+    assert record.generator_kind == "extractive" and record.settings["mode"] == "hybrid"
+    assert record.support["sentences"] and record.support["supported_count"] >= 1
+    html = " ".join(element.proto.body for element in app.get("html"))
+    assert "loupe-support" in html and "loupe-term" in html
+
+
+def test_accept(app):
+    record = ask(app, "Which deep learning framework was used?", "land_cover_transformer")
+    app.button(key="ask_panel_accept").click().run()
+    assert not app.exception
+    annotations, _ = rows(app)
+    assert [(a.record_id, a.annotator, a.verdict) for a in annotations] == [(record.id, "tester", "accept")]
+    assert annotations[0].seconds is not None and annotations[0].seconds >= 0
+    assert any("Saved: accept" in s.value for s in app.success)
+    assert app.text_input(key="ask_question").value == "", "ready for the next question"
+
+
+def test_correct_then_reject_keeps_history(app):
+    record = ask(app, "Which optimizer was used?", "coral_reef_segmentation")
+    app.button(key="ask_panel_correct").click().run()
+    app.text_area(key=f"ask_panel_corrected_{record.id}").input("The optimizer was AdamW (corrected).")
+    app.button(key="ask_panel_save_correction").click().run()
+    assert not app.exception
+    annotations, history = rows(app)
+    assert annotations[0].verdict == "correct"
+    assert annotations[0].corrected_answer == "The optimizer was AdamW (corrected)."
+    html = " ".join(element.proto.body for element in app.get("html"))
+    assert "<ins" in html, "the correction is shown as a diff"
+
+    # change the verdict on the Records page: the correction stays in the history
+    app.switch_page("app_pages/records.py").run()
+    assert not app.exception
+    app.button(key="records_panel_reject").click().run()
+    app.selectbox(key="records_panel_reason").select("should_abstain").run()
+    app.button(key="records_panel_save_rejection").click().run()
+    assert not app.exception
+    annotations, history = rows(app)
+    assert [(a.verdict, a.reason, a.version) for a in annotations] == [("reject", "should_abstain", 2)]
+    assert [(h.version, h.verdict, h.corrected_answer) for h in history] == [
+        (1, "correct", "The optimizer was AdamW (corrected).")
+    ]
+
+
+def test_rejection_without_reason_is_refused(app):
+    ask(app, "Which hardware was used?", "bird_song_detection")
+    app.button(key="ask_panel_reject").click().run()
+    app.button(key="ask_panel_save_rejection").click().run()
+    assert not app.exception
+    assert any("needs a reason" in e.value for e in app.error)
+    assert rows(app)[0] == []
+
+
+def test_passage_marks_and_comment_are_stored(app):
+    record = ask(app, "Which metrics were used to evaluate the model?", "herbarium_phenology")
+    app.get("button_group")[0].set_value("relevant")
+    app.text_area(key="ask_panel_comment").input("metrics listed in passage 1")
+    app.button(key="ask_panel_accept").click().run()
+    annotations, _ = rows(app)
+    assert annotations[0].passage_marks == {"0": "relevant"} and annotations[0].comment == "metrics listed in passage 1"
+    assert annotations[0].record_id == record.id
