@@ -58,8 +58,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         args.question, doc_ids=args.doc, mode=args.mode, top_k=args.top_k, streaming_callback=stream,
         on_fallback=lambda reason: print(f"\nNOTE: using the extractive answerer: {reason}", file=sys.stderr),
     )
+    support = None
+    if args.support:
+        from loupe.support import analyze_support
+
+        support = analyze_support(settings, answer.answer, [p["text"] for p in answer.passages])
     if args.json:
-        print(json.dumps(answer.to_json(), ensure_ascii=False))
+        print(json.dumps(answer.to_json() | ({"support": support} if support else {}), ensure_ascii=False))
         return 0
     if stream is None or not answer.answer:
         print(answer.answer)
@@ -70,7 +75,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"\n[{number}] {passage['title']} (doc {passage['doc_id']}, page {passage['page']}) "
               f"score {passage['score']:.4f}; {ranks}")
         print(passage["text"])
+    if support:
+        _print_support(support)
     return 0
+
+
+def _print_support(support: dict) -> None:
+    print("\n-- support" + (" (the answer abstains)" if support["abstains"] else ""))
+    for sentence in support["sentences"]:
+        sources = sorted({evidence["passage"] + 1 for evidence in sentence["evidence"]})
+        mark = {"abstention": "ABSTAINS"}.get(sentence["kind"]) or (
+            f"supported by [{', '.join(map(str, sources))}]" if sentence["supported"] else "UNSUPPORTED")
+        print(f"{sentence['index'] + 1}. {mark}: {sentence['text']}")
 
 
 def _print_stream(chunk) -> None:
@@ -139,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--mode", choices=RETRIEVAL_MODES, default="hybrid")
     ask.add_argument("--top-k", type=int, dest="top_k", metavar="N")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--support", action="store_true", help="also show which passage supports each answer sentence")
     ask.set_defaults(handler=cmd_ask)
 
     docs = commands.add_parser("docs", help="list ingested documents")

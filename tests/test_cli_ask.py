@@ -51,6 +51,15 @@ def test_ask_json_has_every_field(demo_env, capsys):
         assert passage["page"] == 1 and passage["text"]
 
 
+def test_ask_support_map(demo_env, capsys):
+    assert cli.main(["ask", "Which GPU was used?", "--doc", "sonar_fish_counting", "--support", "--json"]) == 0
+    support = json.loads(capsys.readouterr().out)["support"]
+    assert support["sentences"][0]["supported"] is True
+    assert support["sentences"][0]["evidence"][0]["passage"] == 0
+    assert cli.main(["ask", "Which GPU was used?", "--doc", "sonar_fish_counting", "--support"]) == 0
+    assert "1. supported by [1]: " in capsys.readouterr().out
+
+
 def test_ask_prints_answer_and_passages(demo_env, capsys):
     assert cli.main(["ask", "Which GPU was used?", "--doc", "sonar_fish_counting", "--mode", "bm25"]) == 0
     out = capsys.readouterr().out
