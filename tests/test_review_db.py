@@ -171,3 +171,25 @@ def test_export_formats(sessions, record_id, tmp_path):  # noqa: F811
         assert sorted(parquet["annotator"].dropna()) == ["ana", "ben"]
         with pytest.raises(ValueError, match="format must be one of"):
             export_bytes(session, "xml")
+
+
+def test_jsonl_export_loads_with_datasets(sessions, record_id, tmp_path):  # noqa: F811
+    import os
+
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    from datasets import load_dataset
+
+    with sessions() as session:
+        record_from_answer(session, answer=make_answer(question="Second?"), settings=Settings(data_dir=tmp_path),
+                           support={"abstains": True, "sentences": []})
+        record_verdict(session, record_id=record_id, annotator="ana", verdict="reject", reason="wrong",
+                       passage_marks={"1": "not_relevant"}, evidence=[{"id": "p#1", "text": "We used a GPU."}])
+        data, _ = export_bytes(session, "jsonl")
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(data)
+    dataset = load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
+    assert dataset.num_rows == 2
+    assert sorted(dataset["question"]) == ["How was randomness handled?", "Second?"]
+    reviewed = dataset.filter(lambda row: row["record_id"] == record_id)[0]
+    assert reviewed["annotations"][0]["verdict"] == "reject"
+    assert reviewed["passages"][0]["ranks"]["bm25"] == 1
