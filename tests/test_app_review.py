@@ -125,3 +125,17 @@ def test_passage_marks_and_comment_are_stored(app):
     annotations, _ = rows(app)
     assert annotations[0].passage_marks == {"0": "relevant"} and annotations[0].comment == "metrics listed in passage 1"
     assert annotations[0].record_id == record.id
+
+
+def test_missing_evidence_is_attached_and_stored(app):
+    record = ask(app, "Which GPU was used for training?", "sonar_fish_counting")
+    app.text_input(key="ask_panel_evidence_query").input("Kalman tracker").run()
+    attach = [b for b in app.button if b.key and b.key.startswith("ask_panel_attach_")]
+    assert attach, "BM25 search within the record's document offers passages to attach"
+    attach[0].click().run()
+    app.button(key="ask_panel_accept").click().run()
+    assert not app.exception
+    annotations, _ = rows(app)
+    evidence = annotations[0].evidence
+    assert len(evidence) == 1 and evidence[0]["doc_id"] == "sonar_fish_counting"
+    assert "Kalman" in evidence[0]["text"] and annotations[0].record_id == record.id
