@@ -17,7 +17,7 @@ def _progress_printer(verb: str):
 
     def show(done: int, total: int, current: str) -> None:
         width = len(str(total))
-        line = f"[{done:>{width}}/{total}] {verb} {current}".rstrip()
+        line = " ".join(part for part in (f"[{done:>{width}}/{total}]", verb, current) if part)
         if interactive:
             sys.stderr.write("\r\033[K" + line + ("\n" if done == total else ""))
         else:
@@ -117,7 +117,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     modes = [args.mode] if args.mode else list(RETRIEVAL_MODES)
     results = evaluate_beir(
         load_settings(), Path(args.corpus), Path(args.queries), Path(args.qrels), modes,
-        progress=_progress_printer("indexing"),
+        progress=_progress_printer(""),
     )
     print(json.dumps(results) if args.json else format_table(results))
     return 0

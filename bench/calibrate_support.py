@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -54,6 +55,7 @@ from components.support_aligner import (  # noqa: E402
     answer_sentences,
     passage_sentences,
     score_matrices,
+    shares_words,
 )
 from loupe.models import MINILM_ID, resolve_embedding_model  # noqa: E402
 
@@ -122,21 +124,32 @@ def pick_partners(records: list[Record], seed: int) -> dict[str, Record]:
     return partners
 
 
-def embed_all(records: list[Record], model: str, progress: Progress) -> dict[str, np.ndarray]:
-    """One embedding per distinct cleaned sentence text."""
+def embed_all(records: list[Record], model: str, progress: Progress, cache: Path | None) -> dict[str, np.ndarray]:
+    """One embedding per distinct cleaned sentence text; with a cache file, texts embedded before are reused."""
     texts = sorted({s.clean for r in records for s in r.sentences} | {c.clean for r in records for c in r.candidates})
     vectors: dict[str, np.ndarray] = {}
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as stored:
+            vectors = dict(zip(stored["texts"].tolist(), stored["vectors"]))
+    missing = [text for text in texts if text not in vectors]
     batch = 512
-    for start in range(0, len(texts), batch):
-        chunk = texts[start : start + batch]
+    for start in range(0, len(missing), batch):
+        chunk = missing[start : start + batch]
         for text, vector in zip(chunk, embed(model, chunk)):
             vectors[text] = vector
-        progress.update(f"embedding sentences {min(start + batch, len(texts))}/{len(texts)}")
+        progress.update(f"embedding sentences {min(start + batch, len(missing))}/{len(missing)}")
+    if cache is not None and missing:
+        names = sorted(vectors)
+        np.savez(cache, texts=np.array(names), vectors=np.stack([vectors[name] for name in names]))
     return vectors
 
 
-def best_rows(record: Record, candidates: list[PassageSentence], vectors: dict[str, np.ndarray], width: int):
-    """Semantic and lexical matrices of the record's sentences against candidates, padded to `width` columns."""
+def best_rows(record: Record, candidates: list[PassageSentence], vectors: dict[str, np.ndarray], width: int,
+              prefilter: bool):
+    """Semantic and lexical matrices of the record's sentences against candidates (only those sharing a content
+    word with the answer when prefilter is set, as SupportAligner does by default), padded to `width` columns."""
+    if prefilter:
+        candidates = [c for c, keep in zip(candidates, shares_words(record.sentences, candidates)) if keep]
     answers = np.stack([vectors[s.clean] for s in record.sentences])
     if candidates:
         passages = np.stack([vectors[c.clean] for c in candidates])
@@ -169,6 +182,29 @@ def auc(own: np.ndarray, other: np.ndarray) -> float:
     return float((below + 0.5 * equal).sum() / (len(own) * len(other)))
 
 
+def best_scores(own_s, own_l, oth_s, oth_l, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each sentence's best combined score against its own and against the other record's passages."""
+    return ((weight * own_s + (1 - weight) * own_l).max(axis=1),
+            (weight * oth_s + (1 - weight) * oth_l).max(axis=1))
+
+
+def evaluate(own_s, own_l, oth_s, oth_l, mask: np.ndarray) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The grid: for each weight the min_score with the best balanced accuracy; and the best row overall."""
+    grid, best = [], None
+    for weight in WEIGHTS:
+        own, other = best_scores(own_s, own_l, oth_s, oth_l, weight)
+        own, other = own[mask], other[mask]
+        top = None
+        for threshold in THRESHOLDS:
+            point = metrics(own, other, threshold)
+            if top is None or point["balanced_accuracy"] >= top[1]["balanced_accuracy"]:
+                top = (threshold, point)
+        grid.append({"semantic_weight": weight, "auc": round(auc(own, other), 4), "min_score": top[0], **top[1]})
+        if best is None or top[1]["balanced_accuracy"] > best["balanced_accuracy"]:
+            best = grid[-1]
+    return grid, best
+
+
 def read_decisions() -> dict[str, str]:
     path = DATA / "human_decisions" / f"{MODEL_NAME}.csv"
     with path.open(encoding="utf-8", newline="") as handle:
@@ -182,8 +218,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency-records", type=int, default=50)
     parser.add_argument("--show-abstentions", type=int, default=0, help="print this many flagged answers (stderr)")
+    parser.add_argument("--cache", type=Path, help="an .npz file keeping sentence embeddings between runs")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not DATA.is_dir():
         sys.exit(f"{DATA} is absent (../shared exists only on the project's build machines)")
 
@@ -191,61 +231,51 @@ def main() -> None:
     model = resolve_embedding_model(MINILM_ID)
     records = load_records(args.records, args.seed, progress)
     partners = pick_partners(records, args.seed)
-    vectors = embed_all(records, model, progress)
+    vectors = embed_all(records, model, progress, args.cache)
     progress.done()
 
     width = max(len(r.candidates) for r in records) or 1
-    rows: dict[str, list[np.ndarray]] = {"own_s": [], "own_l": [], "oth_s": [], "oth_l": []}
+    keys = ("own_s", "own_l", "oth_s", "oth_l")
+    rows: dict[bool, dict[str, list[np.ndarray]]] = {True: {k: [] for k in keys}, False: {k: [] for k in keys}}
     clean_mask, all_mask = [], []
     for record in records:
         if not record.sentences or record.name not in partners:
             continue
-        own_s, own_l = best_rows(record, record.candidates, vectors, width)
-        oth_s, oth_l = best_rows(record, partners[record.name].candidates, vectors, width)
-        for key, value in (("own_s", own_s), ("own_l", own_l), ("oth_s", oth_s), ("oth_l", oth_l)):
-            rows[key].append(value)
+        for prefilter in (True, False):
+            own_s, own_l = best_rows(record, record.candidates, vectors, width, prefilter)
+            oth_s, oth_l = best_rows(record, partners[record.name].candidates, vectors, width, prefilter)
+            for key, value in zip(keys, (own_s, own_l, oth_s, oth_l)):
+                rows[prefilter][key].append(value)
         for sentence in record.sentences:
             claim = not sentence.abstention and not sentence.hedged
             all_mask.append(not sentence.abstention)
             clean_mask.append(claim and not record.abstains)
-    own_s, own_l, oth_s, oth_l = (np.concatenate(rows[key]) for key in ("own_s", "own_l", "oth_s", "oth_l"))
     clean, every = np.array(clean_mask), np.array(all_mask)
+    matrices = {prefilter: [np.concatenate(rows[prefilter][key]) for key in keys] for prefilter in (True, False)}
 
-    grid, best = [], None
-    for weight in WEIGHTS:
-        own = (weight * own_s + (1 - weight) * own_l).max(axis=1)
-        other = (weight * oth_s + (1 - weight) * oth_l).max(axis=1)
-        weight_auc = auc(own[clean], other[clean])
-        top = None
-        for threshold in THRESHOLDS:
-            point = metrics(own[clean], other[clean], threshold)
-            if top is None or point["balanced_accuracy"] >= top[1]["balanced_accuracy"]:
-                top = (threshold, point)
-        grid.append({"semantic_weight": weight, "auc": round(weight_auc, 4), "min_score": top[0], **top[1]})
-        if best is None or top[1]["balanced_accuracy"] > best["balanced_accuracy"]:
-            best = grid[-1]
+    grid, best = evaluate(*matrices[True], clean)
     weight, threshold = best["semantic_weight"], best["min_score"]
-    own = (weight * own_s + (1 - weight) * own_l).max(axis=1)
-    other = (weight * oth_s + (1 - weight) * oth_l).max(axis=1)
+    own, other = best_scores(*matrices[True], weight)
     best_f1 = max(({"min_score": t, **metrics(own[clean], other[clean], t)} for t in THRESHOLDS),
                   key=lambda point: point["f1"])
     semantic_only = next(row for row in grid if row["semantic_weight"] == 1.0)
     lexical_only = next(row for row in grid if row["semantic_weight"] == 0.0)
+    own_all, other_all = best_scores(*matrices[False], weight)
+    without_prefilter = {"auc": round(auc(own_all[clean], other_all[clean]), 4),
+                         **metrics(own_all[clean], other_all[clean], threshold)}
+    grid_all, best_all = evaluate(*matrices[False], clean)
+    without_prefilter["best"] = best_all
 
     # Human decisions: share of supported sentences (abstention sentences left out) and the abstention flag.
     decisions = read_decisions()
-    aligner = SupportAligner(model, min_score=threshold, semantic_weight=weight)
     by_decision: dict[str, dict[str, list[float]]] = {"Yes": {"share": [], "abstains": []},
                                                        "No": {"share": [], "abstains": []}}
     for record in records:
         decision = decisions.get(record.name)
         if decision is None or not record.sentences:
             continue
-        answers = np.stack([vectors[s.clean] for s in record.sentences])
-        passages = np.stack([vectors[c.clean] for c in record.candidates]) if record.candidates else np.zeros(
-            (0, answers.shape[1]), dtype=np.float32)
-        semantic, lexical = score_matrices(record.sentences, record.candidates, answers, passages)
-        scores = (weight * semantic + (1 - weight) * lexical).max(axis=1) if passages.shape[0] else np.zeros(len(answers))
+        semantic, lexical = best_rows(record, record.candidates, vectors, width, prefilter=True)
+        scores = (weight * semantic + (1 - weight) * lexical).max(axis=1)
         judged = [score >= threshold for score, s in zip(scores, record.sentences) if not s.abstention]
         if judged:
             by_decision[decision]["share"].append(float(np.mean(judged)))
@@ -274,27 +304,36 @@ def main() -> None:
             first = next(s for s in record.sentences if s.abstention)
             print(f"--- {record.name}\n    {first.clean[:240]}", file=sys.stderr)
 
-    # Latency of the component itself on real records (one batched embed per run).
+    # Latency of the component itself on real records (one batched encode per run), wall and process CPU time.
     timed = [r for r in records if r.sentences and r.candidates][: args.latency_records]
-    for record in timed[:3]:
-        aligner.run(answer=record.answer, passages=record.passages)
-    latencies = []
-    for count, record in enumerate(timed, start=1):
-        started = time.perf_counter()
-        aligner.run(answer=record.answer, passages=record.passages)
-        latencies.append((time.perf_counter() - started) * 1000)
-        progress.update(f"timing {count}/{len(timed)}")
+    latency: dict[str, Any] = {
+        "records": len(timed), "torch_threads": torch.get_num_threads(),
+        "mean_passages": round(statistics.fmean(len(r.passages) for r in timed), 1) if timed else None,
+        "mean_passage_chars": round(statistics.fmean(sum(map(len, r.passages)) for r in timed)) if timed else None,
+        "mean_passage_sentences": round(statistics.fmean(len(r.candidates) for r in timed), 1) if timed else None,
+        "mean_answer_sentences": round(statistics.fmean(len(r.sentences) for r in timed), 1) if timed else None,
+    }
+    for prefilter in (True, False):
+        timer = SupportAligner(model, min_score=threshold, semantic_weight=weight, lexical_prefilter=prefilter)
+        for record in timed[:3]:  # warm-up
+            timer.run(answer=record.answer, passages=record.passages)
+        wall, cpu = [], []
+        for count, record in enumerate(timed, start=1):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            timer.run(answer=record.answer, passages=record.passages)
+            wall.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - started_cpu) * 1000)
+            progress.update(f"timing (prefilter {prefilter}) {count}/{len(timed)}")
+        latency["prefilter" if prefilter else "no_prefilter"] = {
+            "wall_p50_ms": round(statistics.median(wall), 1) if wall else None,
+            "wall_p95_ms": round(float(np.percentile(wall, 95)), 1) if wall else None,
+            "cpu_p50_ms": round(statistics.median(cpu), 1) if cpu else None,
+        }
     progress.done()
-    latency = {"records": len(latencies),
-               "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-               "p95_ms": round(float(np.percentile(latencies, 95)), 1) if latencies else None,
-               "mean_passages": round(statistics.fmean(len(r.passages) for r in timed), 1) if timed else None,
-               "mean_passage_sentences": round(statistics.fmean(len(r.candidates) for r in timed), 1) if timed else None,
-               "mean_answer_sentences": round(statistics.fmean(len(r.sentences) for r in timed), 1) if timed else None}
 
     result: dict[str, Any] = {
         "records": len(records),
-        "pairs": len(rows["own_s"]),
+        "pairs": len(rows[True]["own_s"]),
         "positives": int(clean.sum()),
         "negatives": int(clean.sum()),
         "chosen": {"semantic_weight": weight, "min_score": threshold,
@@ -302,6 +341,7 @@ def main() -> None:
         "best_f1_at_chosen_weight": best_f1,
         "all_non_abstention_sentences": {"sentences": int(every.sum()),
                                           **metrics(own[every], other[every], threshold)},
+        "without_prefilter": without_prefilter,
         "semantic_only": semantic_only,
         "lexical_only": lexical_only,
         "grid": grid,
@@ -335,9 +375,16 @@ def main() -> None:
         print(f"human {decision}: {values['records']} records, mean supported share {values['mean_supported_share']}, "
               f"abstaining {values['abstaining_share']}")
     print("abstention: " + ", ".join(f"{key} {value}" for key, value in abstention.items()))
-    print(f"latency: SupportAligner.run p50 {latency['p50_ms']} ms, p95 {latency['p95_ms']} ms over "
-          f"{latency['records']} records ({latency['mean_passages']} passages, {latency['mean_passage_sentences']} "
-          f"passage sentences, {latency['mean_answer_sentences']} answer sentences on average)")
+    print(f"prefilter off at the chosen point: balanced accuracy {without_prefilter['balanced_accuracy']:.3f} "
+          f"F1 {without_prefilter['f1']:.3f} AUC {without_prefilter['auc']:.3f}; its own best: weight "
+          f"{best_all['semantic_weight']} min_score {best_all['min_score']} balanced accuracy "
+          f"{best_all['balanced_accuracy']:.3f}")
+    print(f"latency over {latency['records']} records ({latency['mean_passages']} passages, "
+          f"{latency['mean_passage_chars']} chars, {latency['mean_passage_sentences']} passage sentences, "
+          f"{latency['mean_answer_sentences']} answer sentences on average; {latency['torch_threads']} torch threads):")
+    for key in ("prefilter", "no_prefilter"):
+        row = latency[key]
+        print(f"  {key}: wall p50 {row['wall_p50_ms']} ms, p95 {row['wall_p95_ms']} ms, CPU p50 {row['cpu_p50_ms']} ms")
 
 
 if __name__ == "__main__":

@@ -3,18 +3,21 @@
     python bench/eval_baseline.py                      # PubMedQA (../shared), all 500 items
     python bench/eval_baseline.py --limit 100          # its first 100 items
     python bench/eval_baseline.py CORPUS QUERIES QRELS # any BEIR-format set
+    python bench/eval_baseline.py --json               # the results alone, as one JSON object
 
 Loupe: `loupe.retrieval_eval.evaluate_beir` (sentence chunks, titles embedded, BM25 on chunk text, RankFusion
 with the configured top_k_bm25 / top_k_dense / rrf_k; a document ranks where its best chunk ranks).
 Stock: InMemoryDocumentStore with whole documents (title + text, unsplit), InMemoryBM25Retriever,
 SentenceTransformers embedders, InMemoryEmbeddingRetriever, DocumentJoiner(join_mode="reciprocal_rank_fusion"),
 every component at its defaults except the model and the retrievers' top_k (the same as Loupe's).
-Both are scored by the same metric functions; the two tables are printed side by side.
+Both are scored by the same metric functions; the two tables are printed side by side. Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
 import time
@@ -32,6 +35,7 @@ from haystack_integrations.components.embedders.sentence_transformers import (  
 )
 
 from bench.make_beir_pubmedqa import DEFAULT_SOURCE, write_beir  # noqa: E402
+from bench.synthetic import Progress  # noqa: E402
 from loupe.models import apply_offline_mode, resolve_embedding_model  # noqa: E402
 from loupe.retrieval_eval import METRICS, BeirSet, evaluate_beir, format_table, load_beir, score_rankings  # noqa: E402
 from loupe.settings import RETRIEVAL_MODES, Settings, load_settings  # noqa: E402
@@ -39,7 +43,7 @@ from loupe.settings import RETRIEVAL_MODES, Settings, load_settings  # noqa: E40
 MODES = ("bm25", "dense", "hybrid")
 
 
-def stock_haystack(settings: Settings, beir: BeirSet) -> dict[str, dict[str, float]]:
+def stock_haystack(settings: Settings, beir: BeirSet, progress: Progress) -> dict[str, dict[str, float]]:
     """Scores of stock Haystack retrieval (whole documents) in the three modes, from one pipeline run per query."""
     model = resolve_embedding_model(settings.embedding_model)
     local = not settings.allow_downloads
@@ -49,6 +53,7 @@ def stock_haystack(settings: Settings, beir: BeirSet) -> dict[str, dict[str, flo
         for doc_id, row in beir.corpus.items()
     ]
     embedder = SentenceTransformersDocumentEmbedder(model=model, local_files_only=local, progress_bar=False)
+    progress.update(f"stock: embedding {len(documents)} documents", force=True)
     store.write_documents(embedder.run(documents=documents)["documents"])
 
     pipeline = Pipeline()
@@ -61,7 +66,8 @@ def stock_haystack(settings: Settings, beir: BeirSet) -> dict[str, dict[str, flo
     pipeline.connect("dense", "joiner")
 
     rankings: dict[str, dict[str, list[str]]] = {mode: {} for mode in MODES}
-    for query_id in beir.qrels:
+    for done, query_id in enumerate(beir.qrels, start=1):
+        progress.update(f"stock: query {done}/{len(beir.qrels)}")
         query = beir.queries[query_id]
         result = pipeline.run(
             {"text_embedder": {"text": query}, "bm25": {"query": query}}, include_outputs_from={"bm25", "dense"}
@@ -85,11 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Loupe vs stock Haystack retrieval on a BEIR set.")
     parser.add_argument("files", nargs="*", metavar="FILE", help="CORPUS.jsonl QUERIES.jsonl QRELS.tsv (default: PubMedQA)")
     parser.add_argument("--limit", type=int, help="with PubMedQA: only its first N items")
+    parser.add_argument("--json", action="store_true", help="print the results alone as one JSON object")
     args = parser.parse_args(argv)
     if args.files and len(args.files) != 3:
         parser.error("give three files (corpus, queries, qrels) or none")
+    if not args.files and not DEFAULT_SOURCE.is_file():
+        parser.error(f"{DEFAULT_SOURCE} is absent (../shared exists only on the project's build machines); give three files")
     settings = load_settings()
     apply_offline_mode(settings)
+    progress = Progress()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="beir-") as folder:
         if args.files:
             corpus, queries, qrels = map(Path, args.files)
@@ -97,15 +108,28 @@ def main(argv: list[str] | None = None) -> int:
             paths = write_beir(Path(folder), DEFAULT_SOURCE, args.limit)
             corpus, queries, qrels = paths["corpus"], paths["queries"], paths["qrels"]
         started = time.perf_counter()
-        ours = evaluate_beir(settings, corpus, queries, qrels, list(RETRIEVAL_MODES))
+        try:
+            ours = evaluate_beir(
+                settings, corpus, queries, qrels, list(RETRIEVAL_MODES),
+                progress=lambda done, total, label: progress.update(f"loupe: [{done}/{total}] {label}", done == total),
+            )
+        except ValueError as error:  # a malformed BEIR file: the message names it
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         ours_s = time.perf_counter() - started
         started = time.perf_counter()
-        stock = stock_haystack(settings, load_beir(corpus, queries, qrels))
+        stock = stock_haystack(settings, load_beir(corpus, queries, qrels), progress)
         stock_s = time.perf_counter() - started
+    progress.done()
+    if args.json:
+        print(json.dumps({"loupe": {mode: ours[mode] for mode in MODES}, "stock": stock, "queries": ours.queries,
+                          "documents": ours.documents, "chunks": ours.chunks}))
+        return 0
     name = str(corpus) if args.files else f"PubMedQA {DEFAULT_SOURCE.name}" + (f", first {args.limit}" if args.limit else "")
     print(f"set: {name}; {ours.queries} queries, {ours.documents} documents "
           f"({ours.chunks} Loupe chunks); retriever top_k {settings.top_k_bm25}/{settings.top_k_dense}, "
-          f"Loupe rrf_k {settings.rrf_k}\n")
+          f"Loupe rrf_k {settings.rrf_k}; load average (1 min) before / after: "
+          f"{load_before:.2f} / {os.getloadavg()[0]:.2f}\n")
     print(f"Loupe ({ours_s:.0f} s):\n{format_table({mode: ours[mode] for mode in MODES})}\n")
     print(f"stock Haystack ({stock_s:.0f} s):\n{format_table(stock)}\n")
     print(side_by_side(ours, stock))
