@@ -1,0 +1,508 @@
+"""Which passage sentences support each sentence of an answer: MiniLM similarity plus content-word overlap.
+
+How the defaults were picked (bench/calibrate_support.py; bench/README.md, "Support calibration"): on the 1680
+Kommineni et al. (2024) mixtral_8_22b records in ../shared, the 2574 sentences of non-abstaining answers were
+scored against their own record's passages (positives) and against the passages of another paper's record for
+the same question (negatives). A grid over semantic_weight (0, 0.05, ..., 1) and min_score (steps of 0.01)
+maximised balanced accuracy: semantic_weight 0.6, min_score 0.39 (precision 0.85, recall 0.54, F1 0.66,
+balanced accuracy 0.72; weights 0.5 to 0.75 are within 0.003 of it, either score alone is worse).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from haystack import component, default_from_dict, default_to_dict
+
+from components.sentence_model import load_sentence_model
+from components.sentences import sentence_spans
+
+DEFAULT_MIN_SCORE = 0.39
+DEFAULT_SEMANTIC_WEIGHT = 0.6
+DEFAULT_MAX_EVIDENCE = 3
+# Texts per forward pass. The model pads a batch to its longest text; sorted by length (sentence-transformers
+# sorts), small batches waste little on padding: about half the CPU time of one batch of 64 on real records.
+ENCODE_BATCH = 8
+# Passage sentences whose embeddings an aligner keeps (about 1.5 kB each for MiniLM): retrieved chunks recur from
+# answer to answer, and a recurring sentence is not embedded again.
+CACHE_SIZE = 20_000
+
+# Citation markers such as "[1]", "[2][3]", "[1, 4]" or "[2-3]"; they are not part of the claim. ("[0, 1]" is
+# an interval, not a citation: passages are numbered from 1 in answers.)
+CITATION = re.compile(r"\s*\[\s*[1-9]\d*(?:\s*[-\u2013,;]\s*[1-9]\d*)*\s*\]")
+
+# --- Abstention: the answer says the context lacks the information. ------------------------------------------
+# Written from the answers in ../shared/data/kommineni2024/records/mixtral_8_22b (1680 answers, 9490 sentences;
+# the phrasings there: "The given context does not provide...", "Unfortunately, there isn't enough information
+# available...", "I cannot provide...", "... is not explicitly mentioned in the provided text", "it is not
+# possible to determine...", "without further information, ...", "I don't know").
+_SOURCE = (
+    r"(?:(?:given|provided|available|above|supplied|shared|retrieved|cited|mentioned|following|referenced|"
+    r"accompanying)\s+)?"
+    r"(?:context|contexts|text|texts|information|info|passages?|excerpts?|snippets?|documents?|sources?|papers?|"
+    r"articles?|references?|pieces\s+of\s+(?:context|information|text)|stud(?:y|ies)|research|authors?|"
+    r"manuscript|publications?|content|materials?|tables?|figures?)"
+)
+_SOURCE_AFTER = r"(?:\s+(?:provided|given|above|mentioned|cited|available|shared|here|supplied|referenced|listed))?"
+_VERB = (
+    r"(?:provide|mention|contain|include|specify|state|discuss|describe|give|offer|indicate|say|detail|reveal|"
+    r"address|cover|report|list|present|explain|clarify|elaborate|outline|disclose|identify|define|talk|refer|"
+    r"show|have|share|appear|seem|make|explicitly|directly|specifically|clearly)"
+)
+_TEXT_VERB = r"(?:mention|specify|state|discuss|say|detail|describe|disclose|elaborate|clarify|reveal|share)"
+_ADVERB = r"(?:explicitly|directly|specifically|clearly|definitively|exactly|accurately|precisely|expressly)"
+_NEGATED_BE = r"(?:(?:is|are|was|were|be|been)\s+not|isn't|aren't|wasn't|weren't)"
+
+ABSTENTION_PATTERNS: tuple[str, ...] = (
+    # "I don't know", "I do not have enough information"
+    r"\bI\s+(?:do\s*n[o']t|don't|dont)\s+(?:know|have\s+(?:enough|sufficient|any|the|access))\b",
+    # "I'm not sure", "I am unable to", "I'm sorry"
+    r"\bI(?:'m| am)\s+(?:not\s+(?:sure|certain|aware|able)|unable\s+to|sorry)\b",
+    # "I cannot find / provide / determine ..."
+    r"\bI\s+(?:cannot|can\s*not|can't|could\s*not|couldn't|was\s+unable\s+to|am\s+unable\s+to)\s+(?:\w+\s+)?"
+    r"(?:find|provide|determine|answer|say|identify|give|locate|confirm|tell|specify|offer|state)",
+    # "The (given) context / text / paper (provided) does not (explicitly) mention / provide ..."
+    r"\b(?:the|this|these|that)\s+(?:\w+\s+){0,2}?" + _SOURCE + _SOURCE_AFTER
+    + r"\s+(?:does|do|did)\s*(?:not|n't)\s+(?:\w+\s+)?" + _VERB,
+    # "..., but (it) does not explicitly mention / specify ..."
+    r"\b(?:does|do|did)\s*(?:not|n't)\s+(?:" + _ADVERB + r"\s+)?" + _TEXT_VERB + r"\b",
+    # "it does not provide any details / information"
+    r"\bit\s+(?:does|did)\s*(?:not|n't)\s+(?:\w+\s+)?(?:provide|give|offer|contain|include)\s+"
+    r"(?:any\s+|specific\s+|explicit\s+|further\s+|more\s+|concrete\s+)*"
+    r"(?:details?|information|specifics|mention|links?)\b",
+    # "there is no / isn't enough / isn't any explicit information / mention ..."
+    r"\bthere(?:\s+(?:is|are|was|were|seems\s+to\s+be|appears?\s+to\s+be)|'s)\s+(?:not|no|little|insufficient)\s+"
+    r"(?:an?\s+)?(?:enough\s+|sufficient\s+|any\s+|explicit\s+|direct\s+|specific\s+|clear\s+|detailed\s+|"
+    r"further\s+|additional\s+|relevant\s+|mention\s+)*"
+    r"(?:information|mention|details?|indication|reference|data\s+(?:provided|available|given)|evidence|context|"
+    r"description|discussion|statement)\b",
+    r"\bthere\s+(?:isn't|aren't|wasn't|weren't|(?:does|do)\s*(?:not|n't)\s+(?:seem|appear)\s+to\s+be)\s+"
+    r"(?:an?\s+)?(?:enough\s+|sufficient\s+|any\s+|explicit\s+|direct\s+|specific\s+|"
+    r"clear\s+|detailed\s+|further\s+|additional\s+|relevant\s+|mention\s+)*"
+    r"(?:information|mention|details?|indication|reference|data\s+(?:provided|available|given)|evidence|context|"
+    r"description|discussion|statement)\b",
+    # "no (explicit) information is provided", "no mention of"
+    r"\bno\s+(?:explicit\s+|direct\s+|specific\s+|clear\s+|further\s+|additional\s+|relevant\s+|detailed\s+)*"
+    r"(?:information|mention|details?|indication)\s+(?:is\s+|was\s+|are\s+|were\s+)?"
+    r"(?:provided|given|available|mentioned|found|about|of|on|regarding|related|in\s+the)",
+    # "no mention is made of"
+    r"\bno\s+(?:explicit\s+|direct\s+|specific\s+|clear\s+)*mention\s+(?:is|was|has\s+been)\s+made\b",
+    # "there are no X mentioned in the context"
+    r"\bno\b[^.]{0,80}?\b(?:mentioned|specified|provided|stated|given|described|found)\s+in\s+the\s+" + _SOURCE,
+    # "X is not specified / mentioned / provided in the (given) context / text"
+    _NEGATED_BE + r"\s+(?:" + _ADVERB + r"\s+)?(?:specified|mentioned|provided|stated|given|described|discussed|"
+    r"detailed|included|reported|disclosed|available|present|addressed|indicated|defined|outlined|clear)\s+"
+    r"(?:\w+\s+){0,3}?(?:in|within|from)\s+(?:the|this|these)\s+(?:\w+\s+){0,2}?" + _SOURCE,
+    # "X is not (explicitly) stated / mentioned / specified."
+    r"\b" + _NEGATED_BE + r"\s+(?:" + _ADVERB + r"\s+)?(?:stated|mentioned|specified|disclosed|reported)\b",
+    # "although not explicitly mentioned in the given context"
+    r"\bnot\s+(?:" + _ADVERB + r"\s+)?(?:mentioned|specified|stated|provided|described|discussed|available)\s+"
+    r"(?:anywhere\s+)?(?:in|within)\s+the\s+(?:\w+\s+){0,2}?" + _SOURCE,
+    r"\bnot\s+(?:be\s+)?(?:readily\s+)?available\s+(?:in|within|from)\s+(?:the|this)\b",
+    # "X does not appear to be explicitly stated in the provided context"
+    r"\b(?:does|do)\s*(?:not|n't)\s+(?:appear|seem)\s+to\s+(?:be|have\s+been)\s+(?:" + _ADVERB + r"\s+)?"
+    r"(?:stated|mentioned|specified|provided|described|discussed|given|reported)\b",
+    # "it does not appear that X was mentioned"
+    r"\b(?:does|do)\s*(?:not|n't)\s+(?:appear|seem)\s+that\b[^.]*\b(?:mentioned|provided|stated|specified|given|"
+    r"disclosed|shared|discussed)\b",
+    # "it is not possible / unclear to determine ...", "it would be impossible to say"
+    r"\b(?:it\s+is|it's|it\s+remains|remains|it\s+would\s+be|would)\s+(?:not\s+(?:be\s+)?possible|impossible|"
+    r"unclear|uncertain|difficult|challenging|hard|unknown)\s+(?:to\s+(?:\w+\s+)?(?:determine|say|know|provide|"
+    r"answer|identify|tell|ascertain|confirm|specify|infer|conclude|state|pinpoint|find)|what|which|whether|how|"
+    r"if|where|who)\b",
+    # "it cannot be determined / confirmed"
+    r"\bcannot\s+be\s+(?:" + _ADVERB + r"\s+)?(?:determined|confirmed|inferred|ascertained|concluded|established|"
+    r"identified|known|said|stated|answered|found|verified)\b",
+    # "X remains unknown / unclear / unspecified"
+    r"\bremains?\s+(?:unknown|unclear|uncertain|unspecified|unmentioned|undisclosed)\b",
+    # "there is no clear answer"
+    r"\bno\s+(?:clear\s+|definitive\s+|direct\s+|definite\s+|straightforward\s+)?answer\b",
+    # "without more / further / explicit information / details / context / mention, ..."
+    r"\bwithout\s+(?:more|further|additional|specific|explicit|detailed|access\s+to|the\s+full|the\s+complete|"
+    r"more\s+specific|more\s+detailed)\s+(?:\w+\s+){0,3}?(?:information|details|context|data|text|confirmation|"
+    r"mention|evidence)\b",
+    # "we / one cannot (definitively) determine"
+    r"\b(?:we|one)\s+(?:cannot|can\s*not|can't|could\s*not|are\s+unable\s+to)\s+(?:" + _ADVERB + r"\s+)?"
+    r"(?:determine|say|know|provide|answer|identify|confirm|conclude|tell|specify|infer|state)\b",
+    # "information about X is not available / missing"
+    r"\b(?:information|details?)\s+(?:\w+\s+){0,16}?(?:is|are)\s+(?:not\s+(?:available|provided|given|included|"
+    r"present|mentioned|specified)|unavailable|missing|lacking)\b",
+)
+ABSTENTION = re.compile("|".join(f"(?:{pattern})" for pattern in ABSTENTION_PATTERNS), re.IGNORECASE)
+
+# "Although not mentioned in the context, L2 regularization is common." states a claim from outside the context:
+# when every abstention phrase lies in such a leading concessive clause, the sentence is scored like a claim.
+_CONCESSIVE = re.compile(
+    r"^(?:[\w ]{1,30},\s*)?(?:although|though|even\s+though|even\s+if|while|whilst)\b[^,]*,", re.IGNORECASE
+)
+
+# --- Lexical overlap ------------------------------------------------------------------------------------------
+_TOKEN = re.compile(r"\d+(?:\.\d+)+|[^\W_]+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)*")
+_LINE_HYPHEN = re.compile(r"(\w)-\s*\n\s*(\w)")
+STOPWORDS = frozenset(
+    """
+    a about above after again against all almost along also although always am among an and another any are
+    around as at be because been before being below between both but by can cannot could did do does doing done
+    down during each either else etc even ever every few for from further had has have having he her here hers
+    herself him himself his how however i if in into is it its itself just least less like made make makes many
+    may me might more moreover most much must my myself neither no nor not now of off often on once one only onto
+    or other others otherwise our ours ourselves out over own per perhaps rather same several shall she should
+    since so some such than that the their theirs them themselves then there thereby therefore these they this
+    those though through thus to too toward towards under until up upon us very via was we well were what whatever
+    when where whereas whether which while who whom whose why will with within without would yet you your yours
+    yourself yes s t d ll m re ve
+    also based according given provided mentioned mention mentions context text information specific specifically
+    explicitly directly particular certain various used use using uses
+    """.split()
+)
+
+
+_UNCHANGED = frozenset({"bias", "alias", "atlas", "canvas", "lens", "gas", "series", "species", "always"})
+
+
+def normalise_word(word: str) -> str:
+    """Light stemming of a lower-case word: plural 's', '-ing' and '-ed' are dropped when a stem of at least four
+    letters remains ('models' -> 'model', 'studies' -> 'study', 'trained' / 'training' -> 'train')."""
+    if word.isdigit() or word in _UNCHANGED:
+        return word
+    if word.endswith("ses") and word[:-2] in _UNCHANGED:
+        return word[:-2]  # 'biases' -> 'bias'
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith("sses"):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+                word = word[:-1]  # 'stopped' -> 'stop', like 'stopping'
+            break
+    return word
+
+
+def clean_text(text: str) -> str:
+    """Text as the model and the word matcher see it: ligatures unfolded, line-break hyphens and citations removed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _LINE_HYPHEN.sub(r"\1\2", text)
+    text = CITATION.sub("", text)
+    return " ".join(text.split())
+
+
+_ANSWER_PREFIX = re.compile(r"^(?:(?:answer\s*:+|\d{1,2}[.)]|[-*\u2022#]+)\s*)+", re.IGNORECASE)
+
+
+def clean_answer_text(text: str) -> str:
+    """clean_text, also without markdown emphasis and a leading list marker or "Answer:" label."""
+    return _ANSWER_PREFIX.sub("", clean_text(text.replace("**", "").replace("__", "")))
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The normalised content words of already cleaned text: lower case, no stopwords, light stemming."""
+    words = set()
+    for token in _TOKEN.findall(text.lower()):
+        if token in STOPWORDS or (len(token) < 2 and not token.isdigit()):
+            continue
+        words.add(normalise_word(token))
+    return frozenset(words)
+
+
+def lexical_overlap(answer_words: list[frozenset[str]], passage_words: list[frozenset[str]]) -> np.ndarray:
+    """[i, j] = share of answer sentence i's content words found in passage sentence j (0 when i has none)."""
+    result = np.zeros((len(answer_words), len(passage_words)), dtype=np.float32)
+    if not answer_words or not passage_words:
+        return result
+    vocabulary: dict[str, int] = {}
+    for words in answer_words:
+        for word in words:
+            vocabulary.setdefault(word, len(vocabulary))
+    if not vocabulary:
+        return result
+    answers = np.zeros((len(answer_words), len(vocabulary)), dtype=np.float32)
+    for row, words in enumerate(answer_words):
+        answers[row, [vocabulary[word] for word in words]] = 1.0
+    passages = np.zeros((len(passage_words), len(vocabulary)), dtype=np.float32)
+    for row, words in enumerate(passage_words):
+        columns = [vocabulary[word] for word in words if word in vocabulary]
+        passages[row, columns] = 1.0
+    sizes = answers.sum(axis=1, keepdims=True)
+    return np.divide(answers @ passages.T, sizes, out=result, where=sizes > 0)
+
+
+# --- Sentences ------------------------------------------------------------------------------------------------
+@dataclass
+class AnswerSentence:
+    """One answer sentence: its span in the answer, the text scored, and what the abstention patterns say."""
+
+    start: int
+    end: int
+    text: str
+    clean: str
+    words: frozenset[str]
+    abstention: bool = False
+    hedged: bool = False
+
+
+@dataclass
+class PassageSentence:
+    """One passage sentence with content words: passage number, span inside the passage, scored text."""
+
+    passage: int
+    start: int
+    end: int
+    clean: str
+    words: frozenset[str] = field(default_factory=frozenset)
+
+
+def abstention_kind(text: str) -> tuple[bool, bool]:
+    """(abstains, hedged) for one cleaned sentence; hedged = its abstention phrases all sit in a leading
+    'although / while ... ,' clause, so the sentence's main clause is a claim."""
+    matches = list(ABSTENTION.finditer(text))
+    if not matches:
+        return False, False
+    clause = _CONCESSIVE.match(text)
+    if clause and all(match.end() <= clause.end() for match in matches):
+        return False, True
+    return True, False
+
+
+def _is_fragment(clean: str) -> bool:
+    """No content word but numbers, and no abstention: "Yes.", "1.", "[2]"."""
+    return all(_NUMBER.fullmatch(word) for word in content_words(clean)) and not ABSTENTION.search(clean)
+
+
+def answer_sentences(answer: str) -> list[AnswerSentence]:
+    """The answer's sentences; a piece without content words ("Yes.", "1.", a lone "[2]") joins the next
+    sentence (the previous one at the end) so that it is judged with the claim it belongs to."""
+    pieces = [(start, end, clean_answer_text(answer[start:end])) for start, end in sentence_spans(answer)]
+    merged: list[list[int]] = []  # [start, end] spans
+    pending: int | None = None  # start of fragments waiting for the next sentence
+    for position, (start, end, clean) in enumerate(pieces):
+        if not _is_fragment(clean):
+            merged.append([start if pending is None else pending, end])
+            pending = None
+        elif pending is None and merged and position == len(pieces) - 1:
+            merged[-1][1] = end  # a trailing fragment joins the previous sentence
+        elif pending is None:
+            pending = start
+    if pending is not None:  # the answer ends with fragments after fragments, or is nothing else
+        if merged:
+            merged[-1][1] = pieces[-1][1]
+        else:
+            merged.append([pending, pieces[-1][1]])
+    sentences = []
+    for start, end in merged:
+        clean = clean_answer_text(answer[start:end])
+        abstains, hedged = abstention_kind(clean)
+        sentences.append(AnswerSentence(start, end, answer[start:end], clean, content_words(clean), abstains, hedged))
+    return sentences
+
+
+def passage_sentences(passages: list[str]) -> list[PassageSentence]:
+    """All sentences of all passages that have at least one content word."""
+    result = []
+    for number, passage in enumerate(passages):
+        for start, end in sentence_spans(passage or ""):
+            clean = clean_text(passage[start:end])
+            words = content_words(clean)
+            if words:
+                result.append(PassageSentence(number, start, end, clean, words))
+    return result
+
+
+def shares_words(answers: list[AnswerSentence], passages: list[PassageSentence]) -> list[bool]:
+    """Which passage sentences share a content word with the answer (all when the answer has none): only these
+    can reach a usual min_score, so only these need embedding."""
+    vocabulary = frozenset().union(*(sentence.words for sentence in answers)) if answers else frozenset()
+    if not vocabulary:
+        return [True] * len(passages)
+    return [not candidate.words.isdisjoint(vocabulary) for candidate in passages]
+
+
+def encode(model: str, texts: list[str], cache: OrderedDict[str, np.ndarray] | None = None,
+           cached: Callable[[str], bool] = lambda text: True) -> np.ndarray:
+    """Unit-length float32 embeddings of texts from one call to the shared model (components.sentence_model),
+    each distinct text once. With a cache (least recently used first), texts found there are not embedded again
+    and new texts for which `cached` is true are added; it keeps at most CACHE_SIZE texts."""
+    cache = cache if cache is not None else OrderedDict()
+    found = {text: cache[text] for text in dict.fromkeys(texts) if text in cache}
+    for text in found:
+        cache.move_to_end(text)
+    missing = [text for text in dict.fromkeys(texts) if text not in found]
+    if missing:
+        vectors = load_sentence_model(model).encode(
+            missing, batch_size=ENCODE_BATCH, normalize_embeddings=True, show_progress_bar=False,
+            convert_to_numpy=True,
+        ).astype(np.float32, copy=False)
+        for text, vector in zip(missing, vectors):
+            found[text] = vector
+            if cached(text):
+                cache[text] = vector
+        while len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.stack([found[text] for text in texts])
+
+
+def score_matrices(
+    answers: list[AnswerSentence], passages: list[PassageSentence], answer_vectors: np.ndarray,
+    passage_vectors: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(semantic, lexical): cosine similarities and content-word overlap, answer sentences x passage sentences.
+    For an answer sentence without content words the lexical score is set to the semantic one (it has no words
+    to match, so the model alone decides)."""
+    semantic = (answer_vectors @ passage_vectors.T).astype(np.float32) if len(passages) else np.zeros(
+        (len(answers), 0), dtype=np.float32)
+    lexical = lexical_overlap([sentence.words for sentence in answers], [sentence.words for sentence in passages])
+    for row, sentence in enumerate(answers):
+        if not sentence.words:
+            lexical[row] = semantic[row]
+    return semantic, lexical
+
+
+@component
+class SupportAligner:
+    """
+    For each sentence of an answer, finds the passage sentences that support it, so that a reviewer sees which
+    claims rest on the retrieved context and which do not.
+
+    Every answer sentence is compared with every passage sentence by
+    `score = semantic_weight * cosine(MiniLM embeddings) + (1 - semantic_weight) * overlap`, where overlap is the
+    share of the answer sentence's content words (lower case, stopwords removed, plural 's' folded) found in the
+    passage sentence. Citation markers such as "[1]" or "[2][3]" are ignored. A sentence is supported when its
+    best score reaches `min_score`; its evidence is the best passage sentences at or above it (at most
+    `max_evidence`), each with its character span inside its passage.
+
+    Sentences saying that the context lacks the information ("The provided context does not mention...",
+    "I don't know") are recognised by regular expressions (`ABSTENTION_PATTERNS`) and get kind "abstention": they
+    speak about the context and are never flagged. Unsupported sentences after an abstention, or hedged ones
+    ("Although not mentioned in the context, ..."), get kind "generic" (outside knowledge); other unsupported
+    sentences kind "claim". `supported` is False exactly for the flagged sentences.
+    All sentences are embedded in one batched call (by default only the passage sentences sharing a content word
+    with the answer); the model is loaded on first use. Each aligner keeps the embeddings of the last 20,000
+    passage sentences it saw, so passages that recur across answers are embedded once.
+
+    Usage:
+    ```python
+    aligner = SupportAligner(model="/path/to/all-MiniLM-L6-v2")
+    support = aligner.run(answer=reply_text, passages=[doc.content for doc in documents])["support"]
+    ```
+    """
+
+    def __init__(
+        self,
+        model: str,
+        min_score: float = DEFAULT_MIN_SCORE,
+        semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+        max_evidence: int = DEFAULT_MAX_EVIDENCE,
+        lexical_prefilter: bool = True,
+    ) -> None:
+        """
+        :param model: the sentence-transformers model (local path or id).
+        :param min_score: the combined score a passage sentence needs to count as evidence.
+        :param semantic_weight: the weight of the cosine similarity; the overlap gets 1 - semantic_weight.
+        :param max_evidence: the most evidence sentences listed per answer sentence.
+        :param lexical_prefilter: embed only the passage sentences that share a content word with the answer
+            (about a third of them in real records; the others could count only through a high similarity
+            alone, which calibration found rare); False embeds and scores all.
+        :raises ValueError: when semantic_weight is outside [0, 1], min_score outside [-1, 1] or max_evidence < 1.
+        """
+        if not 0.0 <= semantic_weight <= 1.0 or not -1.0 <= min_score <= 1.0 or max_evidence < 1:
+            raise ValueError(
+                f"need 0 <= semantic_weight <= 1, -1 <= min_score <= 1, max_evidence >= 1; "
+                f"got {semantic_weight}, {min_score}, {max_evidence}"
+            )
+        self.model = model
+        self.min_score = min_score
+        self.semantic_weight = semantic_weight
+        self.max_evidence = max_evidence
+        self.lexical_prefilter = lexical_prefilter
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # passage sentence -> embedding
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(
+            self, model=self.model, min_score=self.min_score, semantic_weight=self.semantic_weight,
+            max_evidence=self.max_evidence, lexical_prefilter=self.lexical_prefilter,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SupportAligner":
+        return default_from_dict(cls, data)
+
+    @component.output_types(support=dict)
+    def run(self, answer: str, passages: list[str]) -> dict[str, Any]:
+        """
+        :param answer: the generated answer.
+        :param passages: the retrieved passages' texts, numbered from 0 in this order.
+        :returns: `support`: a JSON-serialisable dict with `abstains`, `abstention_sentences` (indices),
+            `sentences` (index, text, start, end, supported, kind, score, evidence), `supported_count`,
+            `unsupported_count` (abstention sentences count in neither), `thresholds` and `model`.
+        """
+        answers = answer_sentences(answer or "")
+        candidates = passage_sentences(list(passages or []))
+        if self.lexical_prefilter:
+            candidates = [c for c, keep in zip(candidates, shares_words(answers, candidates)) if keep]
+        if answers and candidates:
+            passage_texts = {c.clean for c in candidates}
+            vectors = encode(self.model, [s.clean for s in answers] + [c.clean for c in candidates], self._cache,
+                             cached=passage_texts.__contains__)
+            semantic, lexical = score_matrices(answers, candidates, vectors[: len(answers)], vectors[len(answers) :])
+        else:
+            semantic = lexical = np.zeros((len(answers), 0), dtype=np.float32)
+        combined = self.semantic_weight * semantic + (1.0 - self.semantic_weight) * lexical
+
+        sentences, abstentions = [], []
+        after_abstention = False
+        for index, sentence in enumerate(answers):
+            evidence = self._evidence(combined[index], semantic[index], lexical[index], candidates, passages)
+            score = float(combined[index].max()) if combined.shape[1] else 0.0
+            if sentence.abstention:
+                kind, supported = "abstention", True
+                abstentions.append(index)
+                after_abstention = True
+            else:
+                supported = score >= self.min_score
+                kind = "generic" if not supported and (after_abstention or sentence.hedged) else "claim"
+            sentences.append({
+                "index": index, "text": sentence.text, "start": sentence.start, "end": sentence.end,
+                "supported": supported, "kind": kind, "score": round(score, 4), "evidence": evidence,
+            })
+        support = {
+            "abstains": bool(abstentions),
+            "abstention_sentences": abstentions,
+            "sentences": sentences,
+            "supported_count": sum(1 for s in sentences if s["supported"] and s["kind"] != "abstention"),
+            "unsupported_count": sum(1 for s in sentences if not s["supported"]),
+            "thresholds": {"min_score": self.min_score, "semantic_weight": self.semantic_weight,
+                           "max_evidence": self.max_evidence, "lexical_prefilter": self.lexical_prefilter},
+            "model": self.model,
+        }
+        return {"support": support}
+
+    def _evidence(
+        self, combined: np.ndarray, semantic: np.ndarray, lexical: np.ndarray, candidates: list[PassageSentence],
+        passages: list[str],
+    ) -> list[dict[str, Any]]:
+        evidence, seen = [], set()
+        for column in np.argsort(-combined, kind="stable"):
+            if combined[column] < self.min_score or len(evidence) == self.max_evidence:
+                break
+            candidate = candidates[column]
+            if candidate.clean in seen:  # overlapping chunks repeat sentences
+                continue
+            seen.add(candidate.clean)
+            evidence.append({
+                "passage": candidate.passage, "start": candidate.start, "end": candidate.end,
+                "text": passages[candidate.passage][candidate.start : candidate.end],
+                "score": round(float(combined[column]), 4), "semantic": round(float(semantic[column]), 4),
+                "lexical": round(float(lexical[column]), 4),
+            })
+        return evidence
