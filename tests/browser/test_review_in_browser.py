@@ -103,6 +103,17 @@ def test_ask_highlight_correct_and_export(page, app_url):
     assert all(a["annotator"] == "browser-tester" for a in corrected)
 
 
+def test_accept_from_the_keyboard_shortcut_button(page, app_url):
+    ask(page, "Which deep learning framework was used?", "land_cover_transformer")
+    accept = page.get_by_role("button", name=re.compile(r"^Accept"))
+    assert "Alt" in accept.inner_text(), "the shortcut is shown on the button"
+    accept.click()
+    page.get_by_text("Saved: accept").wait_for(timeout=30_000)
+    rows = export_rows(app_url[1])
+    accepted = [row for row in rows if any(a["verdict"] == "accept" for a in row["annotations"])]
+    assert [row["question"] for row in accepted] == ["Which deep learning framework was used?"]
+
+
 def test_reject_with_reason(page, app_url):
     ask(page, "What hardware was used for training?", "bird_song_detection")
     page.get_by_role("button", name=re.compile(r"^Reject")).click()
