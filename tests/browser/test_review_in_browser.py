@@ -94,7 +94,7 @@ def test_ask_highlight_correct_and_export(page, app_url):
     box.fill("Seeds were fixed and training was repeated five times (browser correction).")
     page.get_by_role("button", name=re.compile(r"^Save correction")).click()
     page.get_by_text("Saved: correct").wait_for(timeout=30_000)
-    assert page.locator("ins").count() >= 1, "the correction is shown as a diff"
+    page.locator("ins").first.wait_for(timeout=30_000)  # the correction is shown as a diff
     assert page.get_by_label("Question").input_value() == "", "the page is ready for the next question"
 
     rows = export_rows(app_url[1])
