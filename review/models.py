@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 VERDICTS = ("accept", "correct", "reject")
@@ -53,14 +53,9 @@ class Record(Base):
     )
 
 
-class Annotation(Base):
-    """One reviewer's current verdict on one record; earlier versions live in AnnotationVersion."""
+class VerdictFields:
+    """What a reviewer decided: shared by the current annotation and each of its earlier versions."""
 
-    __tablename__ = "annotations"
-    __table_args__ = (UniqueConstraint("record_id", "annotator", name="uq_annotation_record_annotator"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
     annotator: Mapped[str] = mapped_column(String(200))
     verdict: Mapped[str] = mapped_column(String(20))
     corrected_answer: Mapped[str | None] = mapped_column(Text)
@@ -69,6 +64,16 @@ class Annotation(Base):
     passage_marks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     evidence: Mapped[list[Any]] = mapped_column(default=list)
     seconds: Mapped[float | None] = mapped_column()
+
+
+class Annotation(VerdictFields, Base):
+    """One reviewer's current verdict on one record; earlier versions live in AnnotationVersion."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("record_id", "annotator", name="uq_annotation_record_annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -81,7 +86,7 @@ class Annotation(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
-class AnnotationVersion(Base):
+class AnnotationVersion(VerdictFields, Base):
     """A superseded state of an annotation, kept when the verdict is changed: verdicts are never overwritten."""
 
     __tablename__ = "annotation_versions"
@@ -90,14 +95,6 @@ class AnnotationVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    annotator: Mapped[str] = mapped_column(String(200))
-    verdict: Mapped[str] = mapped_column(String(20))
-    corrected_answer: Mapped[str | None] = mapped_column(Text)
-    reason: Mapped[str | None] = mapped_column(String(50))
-    comment: Mapped[str | None] = mapped_column(Text)
-    passage_marks: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    evidence: Mapped[list[Any]] = mapped_column(default=list)
-    seconds: Mapped[float | None] = mapped_column()
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     annotation: Mapped[Annotation] = relationship(back_populates="history")

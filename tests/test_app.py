@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-from loupe.ingest import Ingester
-from loupe.settings import Settings
-from loupe.stores import build_document_store
-from tests.conftest import DEMO_CORPUS, REPO
+from tests.conftest import run_app
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo_data(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data")
-    settings = Settings(data_dir=data_dir, generator_kind="extractive").validate()
-    Ingester(settings, build_document_store(settings)).ingest([DEMO_CORPUS])
-    return data_dir
-
-
 @pytest.fixture
-def app(demo_data, monkeypatch):
-    monkeypatch.setenv("LOUPE_DATA_DIR", str(demo_data))
-    monkeypatch.setenv("LOUPE_GENERATOR_KIND", "transformers")
-    monkeypatch.setenv("LOUPE_GENERATOR_MODEL", str(demo_data / "no-such-model"))
-    monkeypatch.chdir(REPO)
-    st.cache_resource.clear()  # resources are per process; each test has its own data directory
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.run()
-    assert not at.exception
-    return at
+def app(demo_data_dir, monkeypatch):
+    return run_app(monkeypatch, demo_data_dir, LOUPE_GENERATOR_KIND="transformers",
+                   LOUPE_GENERATOR_MODEL=str(demo_data_dir / "no-such-model"))
 
 
 def test_ask_shows_answer_passages_and_fallback(app):

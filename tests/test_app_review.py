@@ -4,42 +4,19 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-from loupe.ingest import Ingester
 from loupe.settings import Settings
-from loupe.stores import build_document_store
 from review.db import open_database
 from review.models import Annotation, AnnotationVersion, Record
-from tests.conftest import DEMO_CORPUS, REPO
+from tests.conftest import run_app
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data")
-    settings = Settings(data_dir=data_dir, generator_kind="extractive").validate()
-    Ingester(settings, build_document_store(settings)).ingest([DEMO_CORPUS])
-    return data_dir
-
-
 @pytest.fixture
-def app(corpus_dir, tmp_path, monkeypatch):
-    import shutil
-
-    data_dir = tmp_path / "data"
-    shutil.copytree(corpus_dir, data_dir)  # each test gets its own review database
-    monkeypatch.setenv("LOUPE_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("LOUPE_GENERATOR_KIND", "extractive")
-    monkeypatch.setenv("LOUPE_ANNOTATOR", "tester")
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    st.cache_resource.clear()  # resources are per process; each test has its own data directory
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    at.run()
-    assert not at.exception
-    at.data_dir = data_dir
+def app(demo_data_dir, monkeypatch):
+    at = run_app(monkeypatch, demo_data_dir, LOUPE_GENERATOR_KIND="extractive", LOUPE_ANNOTATOR="tester")
+    at.data_dir = demo_data_dir
     return at
 
 

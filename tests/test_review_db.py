@@ -193,3 +193,18 @@ def test_jsonl_export_loads_with_datasets(sessions, record_id, tmp_path):  # noq
     reviewed = dataset.filter(lambda row: row["record_id"] == record_id)[0]
     assert reviewed["annotations"][0]["verdict"] == "reject"
     assert reviewed["passages"][0]["ranks"]["bm25"] == 1
+
+
+def test_migrations_match_the_models(db_url):  # noqa: F811
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from review.db import make_engine, migrate
+    from review.models import Base
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    migrate(engine)  # upgrading an up-to-date database changes nothing
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    engine.dispose()
