@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -228,10 +229,10 @@ def run(count: int, n_queries: int, seed: int, persist_store: bool, kind: str) -
     queries = [text.query() for _ in range(n_queries + 1)]  # the first one warms up
     embeddings = [vector.tolist() for vector in text.unit_vectors(n_queries + 1, DIM)]
     scopes = [f"doc{int(i):06d}" for i in text.rng.integers(0, n_docs, size=n_queries + 1)]
-    added = make_chunks(ZipfText(seed=seed + 1), ADDED_CHUNKS, progress)
-    for chunk in added:  # new documents, not replacements
-        chunk.id = "added-" + chunk.id
-        chunk.meta["doc_id"] = "added-" + chunk.meta["doc_id"]
+    added = [  # new documents, not replacements
+        replace(chunk, id="added-" + chunk.id, meta={**chunk.meta, "doc_id": "added-" + chunk.meta["doc_id"]})
+        for chunk in make_chunks(ZipfText(seed=seed + 1), ADDED_CHUNKS, progress)
+    ]
 
     with tempfile.TemporaryDirectory(prefix="loupe-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp) / "data").validate()

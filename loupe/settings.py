@@ -63,8 +63,8 @@ class Settings:
 
     @property
     def store_path(self) -> Path:
-        """Where the embedded document store keeps its documents."""
-        return self.data_dir / "store" / "documents.json"
+        """Where the embedded document store keeps its documents: one SQLite database file."""
+        return self.data_dir / "store" / "documents.sqlite3"
 
     def validate(self) -> "Settings":
         """Raise SettingsError on the first value that cannot work."""

@@ -1,16 +1,24 @@
-"""Build the configured document store and its two retrievers: one code path for both backends."""
+"""Build the configured document store and its two retrievers: one code path for both backends.
+
+The embedded backend is loupe.sqlite_store.SQLiteDocumentStore (one SQLite file); the retriever factories also
+serve the older JSON-file EmbeddedDocumentStore (an InMemoryDocumentStore), which bench/retrieval.py still measures.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils import Secret
 
+from components.sqlite_retrievers import SQLiteBM25Retriever, SQLiteEmbeddingRetriever
 from loupe.embedded_store import EmbeddedDocumentStore
 from loupe.settings import Settings
+from loupe.sqlite_store import SQLiteDocumentStore
 
 # Chunk metadata Loupe writes (see components.sentence_chunker and components.file_loader), typed for
 # Elasticsearch so that scope filters are exact keyword matches and numbers sort as numbers.
@@ -49,6 +57,8 @@ class StoreBundle:
 
             # fuzziness "0": exact term matching, the same semantics as the embedded BM25.
             return ElasticsearchBM25Retriever(document_store=self.store, top_k=self.settings.top_k_bm25, fuzziness="0")
+        if isinstance(self.store, SQLiteDocumentStore):
+            return SQLiteBM25Retriever(document_store=self.store, top_k=self.settings.top_k_bm25)
         return InMemoryBM25Retriever(document_store=self.store, top_k=self.settings.top_k_bm25)
 
     def dense_retriever(self) -> Any:
@@ -56,6 +66,8 @@ class StoreBundle:
             from haystack_integrations.components.retrievers.elasticsearch import ElasticsearchEmbeddingRetriever
 
             return ElasticsearchEmbeddingRetriever(document_store=self.store, top_k=self.settings.top_k_dense)
+        if isinstance(self.store, SQLiteDocumentStore):
+            return SQLiteEmbeddingRetriever(document_store=self.store, top_k=self.settings.top_k_dense)
         return InMemoryEmbeddingRetriever(document_store=self.store, top_k=self.settings.top_k_dense)
 
 
@@ -63,7 +75,21 @@ def build_document_store(settings: Settings) -> Any:
     """The configured document store. Elasticsearch connects lazily, on first use."""
     if settings.backend == "elasticsearch":
         return _elasticsearch_store(settings)
-    return EmbeddedDocumentStore(path=str(settings.store_path))
+    store = SQLiteDocumentStore(path=str(settings.store_path))
+    legacy = settings.store_path.with_name("documents.json")
+    if legacy.is_file() and store.count_documents() == 0:
+        _import_legacy_store(store, legacy)
+    return store
+
+
+def _import_legacy_store(store: SQLiteDocumentStore, legacy: Path) -> None:
+    """Copy the documents of the JSON file that earlier versions kept into the (empty) SQLite store, in one
+    transaction, then rename the file to documents.json.imported; an interrupted import is simply done again."""
+    store.write_documents(EmbeddedDocumentStore(path=str(legacy)).filter_documents(), policy=DuplicatePolicy.OVERWRITE)
+    try:
+        legacy.rename(legacy.with_name(legacy.name + ".imported"))
+    except OSError:
+        pass  # the store is no longer empty, so the file is not imported again
 
 
 def _elasticsearch_store(settings: Settings) -> Any:
@@ -88,12 +114,13 @@ def build_retrievers(settings: Settings, store: Any | None = None) -> StoreBundl
 
 
 def persist(store: Any) -> None:
-    """Make written documents durable: the embedded store saves its file; Elasticsearch already has them."""
-    if isinstance(store, EmbeddedDocumentStore):
+    """Make written documents durable: the embedded store already committed them (SQLite) or saves its file
+    (the JSON EmbeddedDocumentStore); Elasticsearch already has them."""
+    if isinstance(store, (SQLiteDocumentStore, EmbeddedDocumentStore)):
         store.persist()
 
 
 def refresh(store: Any) -> None:
     """Pick up documents another process wrote to the embedded store; a no-op for Elasticsearch."""
-    if isinstance(store, EmbeddedDocumentStore):
+    if isinstance(store, (SQLiteDocumentStore, EmbeddedDocumentStore)):
         store.reload_if_changed()

@@ -31,7 +31,7 @@ def assert_positive_float(value: object) -> None:
 @pytest.mark.slow
 def test_retrieval_bench_prints_latencies_per_store_and_mode():
     result = run_script("bench/retrieval.py", "--chunks", "300", "--queries", "5")
-    assert set(result) == {"embedded", "baseline", "ratio", "chunks", "queries"}
+    assert set(result) >= {"embedded", "baseline", "ratio", "chunks", "queries"}
     assert (result["chunks"], result["queries"]) == (300, 5)
     for store in ("embedded", "baseline"):
         assert set(result[store]) == set(MODES)

@@ -29,7 +29,7 @@ def stored_chunks(tmp_path):
     """The chunks as a new process sees them: read back from the saved store, embeddings included."""
     from loupe.settings import load_settings
 
-    return list(build_document_store(load_settings()).storage.values())
+    return build_document_store(load_settings()).filter_documents()
 
 
 def test_every_format_keeps_chunk_metadata(data_env, capsys):

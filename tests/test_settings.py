@@ -24,7 +24,7 @@ def test_environment_overrides_toml(tmp_path):
     assert settings.backend == "elasticsearch"
     assert settings.elasticsearch_url == "http://es:9200"
     assert settings.data_dir == tmp_path / "d"
-    assert settings.store_path == tmp_path / "d" / "store" / "documents.json"
+    assert settings.store_path == tmp_path / "d" / "store" / "documents.sqlite3"
 
 
 def test_config_file_chosen_by_environment(tmp_path):

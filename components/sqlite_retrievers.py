@@ -1,0 +1,191 @@
+"""BM25 and embedding retrievers for loupe.sqlite_store.SQLiteDocumentStore, shaped like Haystack's in-memory ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.document_stores.types import FilterPolicy, apply_filter_policy
+
+from loupe.sqlite_store import SQLiteDocumentStore
+
+
+def _check(document_store: Any, top_k: int) -> None:
+    if not isinstance(document_store, SQLiteDocumentStore):
+        raise TypeError("document_store must be an instance of SQLiteDocumentStore")
+    if top_k <= 0:
+        raise ValueError(f"top_k must be greater than 0, but got {top_k}")
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    init_params = dict(data.get("init_parameters", {}))  # the caller's dict stays as it was
+    data = {**data, "init_parameters": init_params}
+    if "filter_policy" in init_params:
+        init_params["filter_policy"] = FilterPolicy.from_str(init_params["filter_policy"])
+    return default_from_dict(cls, data)
+
+
+def _resolve_top_k(top_k: int | None, default: int) -> int:
+    top_k = default if top_k is None else top_k
+    if top_k < 0:
+        raise ValueError(f"top_k must be greater than or equal to 0, but got {top_k}")
+    return top_k
+
+
+@component
+class SQLiteBM25Retriever:
+    """
+    Retrieves the documents that best match a keyword query, by BM25, from a SQLiteDocumentStore.
+
+    Free text is safe: with the FTS5 engine the query is reduced to its quoted words (quotes, `*`, `-`, `:`,
+    NEAR, AND/OR/NOT are never FTS5 syntax); the default engine only ever sees word tokens.
+
+    ```python
+    retriever = SQLiteBM25Retriever(document_store=store, top_k=20)
+    retriever.run(query='"owl" survey -methods', filters={"field": "meta.doc_id", "operator": "in", "value": ["a"]})
+    ```
+    """
+
+    def __init__(
+        self,
+        document_store: SQLiteDocumentStore,
+        filters: dict[str, Any] | None = None,
+        top_k: int = 10,
+        scale_score: bool = False,
+        filter_policy: FilterPolicy = FilterPolicy.REPLACE,
+    ) -> None:
+        """
+        :param document_store: the store to search.
+        :param filters: filters applied when run() gets none (REPLACE) or combined with them (MERGE).
+        :param top_k: how many documents to return at most; must be greater than 0.
+        :param scale_score: scale scores to 0..1 (expit(score / 8), as Haystack's in-memory BM25).
+        :param filter_policy: how run-time filters combine with `filters`.
+        :raises TypeError: when the store is not a SQLiteDocumentStore.
+        :raises ValueError: when top_k is not greater than 0.
+        """
+        _check(document_store, top_k)
+        self.document_store = document_store
+        self.filters = filters
+        self.top_k = top_k
+        self.scale_score = scale_score
+        self.filter_policy = filter_policy
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(
+            self,
+            document_store=self.document_store,
+            filters=self.filters,
+            top_k=self.top_k,
+            scale_score=self.scale_score,
+            filter_policy=self.filter_policy.value,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SQLiteBM25Retriever":
+        return _from_dict(cls, data)
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        query: str,
+        filters: dict[str, Any] | None = None,
+        top_k: int | None = None,
+        scale_score: bool | None = None,
+    ) -> dict[str, list[Document]]:
+        """
+        :param query: the keyword query.
+        :param filters: Haystack filters narrowing the search; combined with the init filters by filter_policy.
+        :param top_k: overrides the init top_k; 0 returns nothing.
+        :param scale_score: overrides the init scale_score.
+        :returns: `documents`: best first, each with its score.
+        :raises ValueError: on an empty query or a negative top_k.
+        """
+        filters = apply_filter_policy(self.filter_policy, self.filters, filters)
+        top_k = _resolve_top_k(top_k, self.top_k)
+        scale = self.scale_score if scale_score is None else scale_score
+        documents = self.document_store.bm25_retrieval(query=query, filters=filters, top_k=top_k, scale_score=scale)
+        return {"documents": documents}
+
+
+@component
+class SQLiteEmbeddingRetriever:
+    """
+    Retrieves the documents whose embeddings are most similar (cosine) to a query embedding, from a
+    SQLiteDocumentStore.
+
+    ```python
+    retriever = SQLiteEmbeddingRetriever(document_store=store, top_k=20)
+    retriever.run(query_embedding=[0.1, ...], filters={"field": "meta.doc_id", "operator": "==", "value": "a"})
+    ```
+    """
+
+    def __init__(
+        self,
+        document_store: SQLiteDocumentStore,
+        filters: dict[str, Any] | None = None,
+        top_k: int = 10,
+        scale_score: bool = False,
+        return_embedding: bool = False,
+        filter_policy: FilterPolicy = FilterPolicy.REPLACE,
+    ) -> None:
+        """
+        :param document_store: the store to search.
+        :param filters: filters applied when run() gets none (REPLACE) or combined with them (MERGE).
+        :param top_k: how many documents to return at most; must be greater than 0.
+        :param scale_score: scale cosine scores to 0..1 ((score + 1) / 2).
+        :param return_embedding: whether the returned documents carry their embeddings.
+        :param filter_policy: how run-time filters combine with `filters`.
+        :raises TypeError: when the store is not a SQLiteDocumentStore.
+        :raises ValueError: when top_k is not greater than 0.
+        """
+        _check(document_store, top_k)
+        self.document_store = document_store
+        self.filters = filters
+        self.top_k = top_k
+        self.scale_score = scale_score
+        self.return_embedding = return_embedding
+        self.filter_policy = filter_policy
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(
+            self,
+            document_store=self.document_store,
+            filters=self.filters,
+            top_k=self.top_k,
+            scale_score=self.scale_score,
+            return_embedding=self.return_embedding,
+            filter_policy=self.filter_policy.value,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SQLiteEmbeddingRetriever":
+        return _from_dict(cls, data)
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        query_embedding: list[float],
+        filters: dict[str, Any] | None = None,
+        top_k: int | None = None,
+        scale_score: bool | None = None,
+        return_embedding: bool | None = None,
+    ) -> dict[str, list[Document]]:
+        """
+        :param query_embedding: the query's embedding (the same model as the documents').
+        :param filters: Haystack filters narrowing the search; combined with the init filters by filter_policy.
+        :param top_k: overrides the init top_k; 0 returns nothing.
+        :param scale_score: overrides the init scale_score.
+        :param return_embedding: overrides the init return_embedding.
+        :returns: `documents`: best first, each with its score.
+        :raises ValueError: on an empty query embedding or a negative top_k.
+        """
+        filters = apply_filter_policy(self.filter_policy, self.filters, filters)
+        top_k = _resolve_top_k(top_k, self.top_k)
+        documents = self.document_store.embedding_retrieval(
+            query_embedding=query_embedding,
+            filters=filters,
+            top_k=top_k,
+            scale_score=self.scale_score if scale_score is None else scale_score,
+            return_embedding=self.return_embedding if return_embedding is None else return_embedding,
+        )
+        return {"documents": documents}
