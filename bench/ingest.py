@@ -6,7 +6,7 @@ Synthetic documents (Zipf-distributed English words in sentences, about 10 chunk
 the project's SentenceChunker cuts exactly --chunks chunks from them. Timed, in one process, after both models
 are loaded and have embedded one warm-up text:
   pipeline    pipelines.indexing.build_indexing_pipeline (clean, chunk, embed, write) into an
-              EmbeddedDocumentStore at a temporary path, plus its persist()
+              configured embedded store at a temporary path, plus its persist()
   raw_encode  SentenceTransformer(<the same model>).encode(texts, batch_size=32) on the texts the pipeline's
               embedder embeds (title, newline, chunk content)
 The ratio is pipeline chunks/s / raw chunks/s (= raw seconds / pipeline seconds): 1.0 means the pipeline
@@ -32,7 +32,7 @@ from haystack import Document  # noqa: E402
 
 from bench.synthetic import Progress, ZipfText  # noqa: E402
 from components.sentence_chunker import SentenceChunker  # noqa: E402
-from loupe.embedded_store import EmbeddedDocumentStore  # noqa: E402
+from loupe.stores import build_document_store  # noqa: E402
 from loupe.models import apply_offline_mode, resolve_embedding_model  # noqa: E402
 from loupe.settings import Settings  # noqa: E402
 from pipelines.indexing import build_indexing_pipeline  # noqa: E402
@@ -91,7 +91,7 @@ def run(chunks: int, seed: int, rounds: int = 1) -> dict[str, Any]:
         documents = make_documents(text, chunks, settings)
 
         progress.update("loading the pipeline's embedding model", force=True)
-        store = EmbeddedDocumentStore(path=str(settings.store_path))
+        store = build_document_store(settings)
         pipeline = build_indexing_pipeline(settings, store)
         started = time.perf_counter()
         pipeline.warm_up()

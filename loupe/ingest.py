@@ -153,5 +153,7 @@ def _unique_documents(documents: list[Document], seen: dict[str, str], report: I
 
 
 def count_by_document(store: Any) -> Counter:
-    """Chunks per document id in the store."""
+    """Chunks per document id in the store (counted in SQL where the store can, without loading documents)."""
+    if hasattr(store, "count_by_meta"):
+        return Counter({doc_id: n for doc_id, n in store.count_by_meta("doc_id").items() if doc_id is not None})
     return Counter(chunk.meta.get("doc_id") for chunk in store.filter_documents())
