@@ -53,8 +53,8 @@ Measured at 100 000 chunks of ~150 Zipf-distributed words (bench/retrieval.py's 
 the 100 most frequent words), 2 CPU cores: FTS5's `ORDER BY rank LIMIT 20` must score every row that contains
 any query term (3 000-30 000 rows per query), p50 21 ms, p95 51 ms (60-95 ms on a busier machine), above the
 20 ms p95 target. FTS5 has no top-k pruning (WAND/MaxScore), so no rank-limit trick avoids that work, and
-cutting frequent query terms would change the ranking. bm25s (PyPI) could not be installed here (no network) and
-would add a second persisted index beside the database. The memory engine does what bm25s does (eager postings,
+cutting frequent query terms would change the ranking. bm25s (PyPI) would
+add a dependency and a second persisted index beside the database. The memory engine does what bm25s does (eager postings,
 vectorised scoring), persists nothing outside the database (the postings are rebuilt from the per-document
 term blobs with a CSR->CSC conversion) and measured p50 1.4 ms, p95 1.9 ms for BM25, 12 / 18 ms for dense, 2 / 3
 ms scoped to one document, 1.6 s to open the file in a new process and answer the first hybrid query, 0.35 s to
