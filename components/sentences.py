@@ -15,7 +15,11 @@ _ABBREVIATIONS = {
     "mr", "mrs", "ms", "no", "nos", "prof", "ref", "refs", "resp", "sec", "sect", "sp", "spp", "st", "tab",
     "viz", "vol", "vs", "wt",
 }
-_CANDIDATE = re.compile(r"[.!?]+[\"')\]]*(?=\s+[\"'(\[]?[A-Z0-9])|\n\s*\n|\f")
+# A sentence end: punctuation, closing quotes/brackets and any citation markers that follow ("… seeds. [1][2]"),
+# before a capital, digit or opening bracket (or the end of the text); or a blank line; or a page break.
+_CANDIDATE = re.compile(
+    r"[.!?]+[\"')\]]*(?:\s*\[\d+(?:\s*[,;\-–]\s*\d+)*\])*(?=\s+[\"'(\[]?[A-Z0-9]|\s*$)|\n\s*\n|\f"
+)
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
 
 

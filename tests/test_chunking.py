@@ -21,6 +21,13 @@ def test_sentences_respect_abbreviations_and_breaks():
         assert text[start:end] == text[start:end].strip()
 
 
+def test_citation_markers_stay_with_their_sentence():
+    text = "Seeds were fixed. [1] Results came from one run. [2][3] Values in [0, 1] were kept. [4]"
+    assert split_sentences(text) == [
+        "Seeds were fixed. [1]", "Results came from one run. [2][3]", "Values in [0, 1] were kept. [4]"
+    ]
+
+
 def test_chunks_are_exact_slices_with_overlap_and_pages():
     sentences = [f"Sentence {i} talks about topic {i}." for i in range(30)]  # 6 words each
     text = " ".join(sentences[:15]) + "\f" + " ".join(sentences[15:])
