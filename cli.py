@@ -141,6 +141,84 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from review.db import open_database
+    from review.importer import Importer, default_run_name
+    from review.record_files import decode_text, parse_question_set
+    from review.verdict_files import parse_label_map
+
+    questions = parse_question_set(decode_text(Path(args.questions).read_bytes())) if args.questions else None
+    importer = Importer(
+        open_database(load_settings()), run=args.run or default_run_name(args.paths), annotator=args.annotator,
+        questions=questions, label_map=parse_label_map(args.map), model=args.model,
+    )
+    report = importer.import_paths(args.paths, progress=_progress_printer("importing"))
+    for problem in report.failures:
+        print(f"FAILED {problem}", file=sys.stderr)
+    for problem in report.skipped:
+        print(f"SKIPPED {problem}", file=sys.stderr)
+    print(report.summary())
+    return report.exit_code
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from review.analysis import analyze_pending
+    from review.db import open_database
+
+    settings = load_settings()
+    done = analyze_pending(open_database(settings), settings, run=args.run, progress=_progress_printer("analysing"))
+    print(f"support maps computed for {done} records" + (f" of run {args.run}" if args.run else ""))
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    import signal
+
+    from loupe.ingest import count_by_document
+    from loupe.qa import Asker
+    from review.batch import run_batch
+    from review.db import open_database
+    from review.record_files import decode_text, parse_question_set
+
+    settings = load_settings()
+    questions = parse_question_set(decode_text(Path(args.questions).read_bytes()))
+    asker = Asker(settings)
+    known = sorted(count_by_document(asker.bundle.store))
+    doc_ids = known if args.docs == ["all"] else args.docs
+    unknown = [doc_id for doc_id in doc_ids if doc_id not in known]
+    if unknown or not doc_ids:
+        why = f"unknown document id(s): {', '.join(unknown)}" if unknown else "no document is ingested"
+        print(f"error: {why} (see `python cli.py docs`)", file=sys.stderr)
+        return 2
+    if asker.generator.fallback_reason:
+        print(f"NOTE: using the extractive answerer: {asker.generator.fallback_reason}", file=sys.stderr)
+    stop = {"requested": False}
+
+    def request_stop(*_):
+        stop["requested"] = True
+        print("\nstopping after the current question; run the same command again to resume", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, request_stop)
+    show = _progress_printer("answering")
+    report = run_batch(
+        open_database(settings), asker, settings, run=args.run or f"batch-{Path(args.questions).stem}",
+        questions=questions, doc_ids=doc_ids, mode=args.mode, top_k=args.top_k or settings.top_k,
+        progress=lambda done, total, item, left: show(done, total, f"{item} (ETA {_duration(left)})"),
+        should_stop=lambda: stop["requested"],
+    )
+    for failure in report.failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    print(report.summary())
+    return 0 if not report.failures and not report.cancelled else 1
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description="Loupe: review RAG answers against their sources.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +246,34 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mode", choices=RETRIEVAL_MODES, help="evaluate one mode only (default: all three)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=cmd_eval_retrieval)
+
+    imports = commands.add_parser(
+        "import", help="import RAG outputs (prompt or answer-only .txt records, JSONL) and prior verdicts (CSV/JSONL)",
+        description="Import record files, folders (recursively) and zip archives into a run. Verdict files are "
+                    "imported as --annotator's verdicts on the records of the run; labels map to verdicts with "
+                    "--map (default Yes=accept,No=reject:other).",
+    )
+    imports.add_argument("paths", nargs="+", metavar="PATH")
+    imports.add_argument("--run", metavar="NAME", help="run to import into (default: the first PATH's name)")
+    imports.add_argument("--annotator", metavar="NAME", help="whose verdicts the verdict files hold")
+    imports.add_argument("--questions", metavar="FILE", help="question set for answer-only records (line n = CQ<n>)")
+    imports.add_argument("--map", metavar="LABEL=VERDICT[:REASON],…", help="decision labels to verdicts")
+    imports.add_argument("--model", metavar="NAME", help="the generator that wrote the answers (default: the "
+                                                          "records' folder name, or meta.model in JSONL)")
+    imports.set_defaults(handler=cmd_import)
+
+    batch = commands.add_parser("batch", help="ask every question of a set of every selected document")
+    batch.add_argument("--questions", required=True, metavar="FILE", help="one question per line, or JSONL {id, question}")
+    batch.add_argument("--docs", nargs="+", required=True, metavar="ID", help="document ids, or `all`")
+    batch.add_argument("--run", metavar="NAME", help="run name (default: batch-<questions file name>); "
+                                                    "running it again resumes it")
+    batch.add_argument("--mode", choices=RETRIEVAL_MODES, default="hybrid")
+    batch.add_argument("--top-k", type=int, dest="top_k", metavar="N")
+    batch.set_defaults(handler=cmd_batch)
+
+    analyze = commands.add_parser("analyze", help="compute the support maps that imports and batches deferred")
+    analyze.add_argument("--run", metavar="NAME", help="only the records of this run")
+    analyze.set_defaults(handler=cmd_analyze)
 
     export = commands.add_parser("export", help="records with their annotations as JSONL, CSV or Parquet")
     export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")

@@ -33,9 +33,10 @@ def annotation_row(annotation: Annotation) -> dict[str, Any]:
 def record_row(record: Record) -> dict[str, Any]:
     """The JSONL object of a record."""
     return {
-        "record_id": record.id,
+        "record_id": record.external_id or record.id,
         "run": record.run,
         "doc_id": record.doc_id,
+        "question_id": record.question_id,
         "question": record.question,
         "answer": record.answer,
         "generator": {"kind": record.generator_kind, "model": record.generator_model, "note": record.generator_note},
@@ -62,7 +63,8 @@ def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """One row per annotation (one with empty annotation fields for an unannotated record); nested values as JSON."""
     for row in rows:
         base = {
-            "record_id": row["record_id"], "run": row["run"], "doc_id": row["doc_id"], "question": row["question"],
+            "record_id": row["record_id"], "run": row["run"], "doc_id": row["doc_id"],
+            "question_id": row["question_id"], "question": row["question"],
             "answer": row["answer"], "generator_kind": row["generator"]["kind"],
             "generator_model": row["generator"]["model"], "final_verdict": row["final_verdict"],
             "passages": json.dumps(row["passages"], ensure_ascii=False),
@@ -100,5 +102,5 @@ def export_bytes(session: Session, fmt: str, run: str | None = None) -> tuple[by
     return buffer.getvalue(), len(rows)
 
 
-FLAT_COLUMNS = ["record_id", "run", "doc_id", "question", "answer", "generator_kind", "generator_model",
+FLAT_COLUMNS = ["record_id", "run", "doc_id", "question_id", "question", "answer", "generator_kind", "generator_model",
                 "final_verdict", "passages", "support", *ANNOTATION_FIELDS]

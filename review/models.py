@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 VERDICTS = ("accept", "correct", "reject")
@@ -32,8 +32,11 @@ class Record(Base):
     __tablename__ = "records"
 
     id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    # The id the record has where it came from (a file stem, a JSONL id); unique within its run only.
+    external_id: Mapped[str | None] = mapped_column(String(300), index=True)
     run: Mapped[str | None] = mapped_column(String(200), index=True)
     doc_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    question_id: Mapped[str | None] = mapped_column(String(200), index=True)  # e.g. "CQ7": same question, many docs
     question: Mapped[str] = mapped_column(Text)
     scope: Mapped[list[Any]] = mapped_column(default=list)
     passages: Mapped[list[Any]] = mapped_column(default=list)
@@ -44,6 +47,11 @@ class Record(Base):
     generator_note: Mapped[str | None] = mapped_column(Text)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     support: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Kept in step with `support` so that the queue filters and sorts on them in SQL.
+    unsupported_count: Mapped[int | None] = mapped_column(Integer, index=True)
+    abstains: Mapped[bool | None] = mapped_column(Boolean)
+    source: Mapped[str | None] = mapped_column(Text)  # the imported file (and line) the record came from
+    source_hash: Mapped[str | None] = mapped_column(String(64))  # of the parsed content: re-imports change nothing
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     final_verdict: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -51,6 +59,20 @@ class Record(Base):
     annotations: Mapped[list["Annotation"]] = relationship(
         back_populates="record", cascade="all, delete-orphan", order_by="Annotation.id"
     )
+
+
+class Run(Base):
+    """A named set of records: an import or a batch of questions over documents, with the settings it used."""
+
+    __tablename__ = "runs"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "import" or "batch"
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    questions: Mapped[list[Any]] = mapped_column(default=list)  # batch: [{"id", "question"}]
+    doc_ids: Mapped[list[Any]] = mapped_column(default=list)  # batch: the selected documents
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class VerdictFields:
@@ -101,3 +123,4 @@ class AnnotationVersion(VerdictFields, Base):
 
 
 Index("ix_records_created_at", Record.created_at)
+Index("ix_annotations_annotator_verdict", Annotation.annotator, Annotation.verdict)

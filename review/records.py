@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from loupe.qa import Answer
 from loupe.settings import Settings
 from review.errors import NotFoundError
 from review.models import Record
 
+if TYPE_CHECKING:  # the pipelines are heavy to import; importing and exporting records does not need them
+    from loupe.qa import Answer
+
+MAX_ID = 300  # the length of records.id
 # Settings that shape an answer; kept with every record so that its verdict stays meaningful later.
 PIPELINE_SETTINGS = (
     "backend", "embedding_model", "generator_kind", "generator_model", "generator_base_url",
     "generator_max_new_tokens", "top_k_bm25", "top_k_dense", "top_k", "rrf_k", "chunk_words",
     "chunk_overlap_words", "prompt_template", "extractive_min_similarity",
 )
+
+
+def record_key(run: str, external_id: str) -> str:
+    """The record's primary key: readable when it fits, else a stable hash of run and id."""
+    key = f"{run}/{external_id}"
+    if len(key) <= MAX_ID:
+        return key
+    return f"{run[:100]}/{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def settings_snapshot(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -29,11 +41,14 @@ def settings_snapshot(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 def record_from_answer(
     session: Session, *, answer: Answer, settings: Settings, support: dict[str, Any] | None = None,
-    run: str | None = None, record_id: str | None = None,
+    run: str | None = None, record_id: str | None = None, external_id: str | None = None,
+    question_id: str | None = None,
 ) -> Record:
     """Store an answered question as a record and commit it."""
+    record_id = record_id or f"ask-{uuid.uuid4().hex[:12]}"
     record = Record(
-        id=record_id or f"ask-{uuid.uuid4().hex[:12]}",
+        id=record_id,
+        external_id=external_id or record_id,
         run=run,
         doc_id=answer.doc_ids[0] if len(answer.doc_ids) == 1 else None,
         question=answer.question,
@@ -45,9 +60,11 @@ def record_from_answer(
         generator_model=answer.generator["model"],
         generator_note=answer.generator.get("fallback_reason"),
         settings=settings_snapshot(settings, mode=answer.mode, top_k_used=len(answer.passages)),
-        support=support,
         meta={"timings": dict(answer.timings)},
+        question_id=question_id,
     )
+    if support is not None:
+        apply_support(record, support)
     session.add(record)
     session.commit()
     return record
@@ -66,9 +83,17 @@ def get_record(session: Session, *, record_id: str) -> Record:
 def set_support(session: Session, *, record_id: str, support: dict[str, Any]) -> Record:
     """Cache the support analysis with the record (computed once, then read back)."""
     record = get_record(session, record_id=record_id)
-    record.support = support
+    apply_support(record, support)
     session.commit()
     return record
+
+
+def apply_support(record: Record, support: dict[str, Any]) -> None:
+    """Set the support map and the summary columns the queue filters and sorts on. Without recorded passages
+    nothing can be supported, so such a record gets no unsupported count (it is not "risky", just unchecked)."""
+    record.support = support
+    record.unsupported_count = int(support.get("unsupported_count") or 0) if record.passages else None
+    record.abstains = bool(support.get("abstains"))
 
 
 def recent_records(session: Session, *, limit: int = 200) -> list[Record]:

@@ -1,0 +1,214 @@
+"""Parse RAG outputs made elsewhere into records: prompt records, answer-only records, JSONL and question sets.
+
+Pure functions over text; reading files, storing and reporting are the importer's job (review/importer.py).
+A file that cannot be parsed raises RecordParseError with the reason and the line it concerns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# Publication_<doc>.pdf_CQ<n>: the naming of the Kommineni et al. records (document id, question number).
+_PUBLICATION_NAME = re.compile(r"^Publication_(?P<doc>.+)\.pdf_CQ(?P<number>\d+)$")
+_QUESTION_MARKER = re.compile(r"^Question:", re.MULTILINE)
+_ANSWER_MARKER = re.compile(r"^Helpful Answer:", re.MULTILINE)
+_QUERY_LINE = re.compile(r'^Query:\s*"(?P<query>.*)"\s*$', re.MULTILINE)
+_ANSWER_ONLY_LABEL = re.compile(r"^\s*Answer:+[ \t]*(?:\n\s*)?(?:Answer:[ \t]*)?")
+_BLANK_LINES = re.compile(r"\n[ \t\r]*\n\s*")
+
+
+class RecordParseError(ValueError):
+    """A record file (or a line of one) cannot be read as a record; says why and where."""
+
+    def __init__(self, reason: str, line: int | None = None):
+        super().__init__(f"line {line}: {reason}" if line else reason)
+        self.reason, self.line = reason, line
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question of a question set; `id` ties records of the same question across documents."""
+
+    id: str
+    text: str
+
+
+@dataclass
+class ParsedRecord:
+    """What a file says about one answered question, before it is stored."""
+
+    external_id: str
+    question: str
+    answer: str
+    passages: list[dict[str, Any]]
+    context_recorded: bool
+    prompt: str | None = None
+    doc_id: str | None = None
+    question_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def question_id_for(number: int) -> str:
+    """The id of the n-th question of a question set (1-based), as record file names number them."""
+    return f"Q{number}"
+
+
+def name_parts(stem: str) -> tuple[str | None, int | None]:
+    """(document id, question number) from a `Publication_<doc>.pdf_CQ<n>` name; (None, None) for other names."""
+    match = _PUBLICATION_NAME.match(stem)
+    return (match["doc"], int(match["number"])) if match else (None, None)
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 text (a BOM is dropped), with Windows line ends normalised. :raises RecordParseError:"""
+    if not data.strip():
+        raise RecordParseError("the file is empty")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise RecordParseError(f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})", line) from None
+    if "\x00" in text:
+        raise RecordParseError("binary data, not text (NUL bytes)", text[: text.index("\x00")].count("\n") + 1)
+    return text.replace("\r\n", "\n")
+
+
+def parse_text_record(stem: str, text: str, questions: dict[int, Question] | None = None) -> ParsedRecord:
+    """A `.txt` record: a prompt record (context, question and `Helpful Answer:`) or an answer-only record
+    (`Answer:::` then the answer). :raises RecordParseError:"""
+    doc_id, number = name_parts(stem)
+    if _ANSWER_MARKER.search(text):
+        record = _parse_prompt_record(stem, text)
+    elif _ANSWER_ONLY_LABEL.match(text):
+        record = _parse_answer_only(stem, text, (questions or {}).get(number) if number else None)
+    elif _QUESTION_MARKER.search(text):
+        line = text[: _QUESTION_MARKER.search(text).start()].count("\n") + 1
+        raise RecordParseError(f"'Question:' (line {line}) is not followed by a 'Helpful Answer:' line: "
+                               "the file looks truncated", text.count("\n") + 1)
+    else:
+        raise RecordParseError("neither a prompt record (no 'Question:' … 'Helpful Answer:') nor an answer-only "
+                               "record (no leading 'Answer:')", 1)
+    record.doc_id = doc_id
+    if number is not None:
+        record.question_id = question_id_for(number)
+    return record
+
+
+def _parse_prompt_record(stem: str, text: str) -> ParsedRecord:
+    answer_marker = _ANSWER_MARKER.search(text)
+    questions = [m for m in _QUESTION_MARKER.finditer(text, 0, answer_marker.start())]
+    answer_line = text[: answer_marker.start()].count("\n") + 1
+    if not questions:
+        raise RecordParseError("no 'Question:' line before 'Helpful Answer:'", answer_line)
+    question_marker = questions[-1]
+    first_line_end = text.find("\n")
+    if first_line_end < 0 or first_line_end >= question_marker.start():
+        raise RecordParseError("no instruction preamble line before the context", 1)
+    block = text[question_marker.end() : answer_marker.start()].strip()
+    query = _QUERY_LINE.search(block)
+    question = (query["query"] if query else block).strip()
+    if not question:
+        raise RecordParseError("the question is empty", text[: question_marker.start()].count("\n") + 1)
+    answer = text[answer_marker.end() :].strip()
+    if not answer:
+        raise RecordParseError("nothing after 'Helpful Answer:': the answer is missing", answer_line)
+    context = text[first_line_end + 1 : question_marker.start()]
+    passages = [{"text": paragraph} for paragraph in _BLANK_LINES.split(context.strip("\n")) if paragraph.strip()]
+    return ParsedRecord(
+        external_id=stem, question=question, answer=answer, passages=passages, context_recorded=True,
+        prompt=block, meta={"preamble": text[:first_line_end].strip()},
+    )
+
+
+def _parse_answer_only(stem: str, text: str, question: Question | None) -> ParsedRecord:
+    answer = text[_ANSWER_ONLY_LABEL.match(text).end() :].strip()
+    if not answer:
+        raise RecordParseError("nothing after 'Answer:': the answer is missing", 1)
+    return ParsedRecord(
+        external_id=stem, question=question.text if question else "", answer=answer, passages=[],
+        context_recorded=False,
+    )
+
+
+def parse_jsonl_record(obj: Any, line: int) -> ParsedRecord:
+    """One line of a records JSONL file: {"id", "question", "answer", "contexts", "doc_id", "meta"}.
+
+    :raises RecordParseError:"""
+    if not isinstance(obj, dict):
+        raise RecordParseError(f"expected a JSON object, got {type(obj).__name__}", line)
+    for name in ("id", "question", "answer"):
+        value = obj.get(name)
+        if name == "id" and isinstance(value, int):
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise RecordParseError(f"'{name}' is missing or not a non-empty string", line)
+    contexts = obj.get("contexts")
+    if contexts is None:
+        contexts = []
+    if not isinstance(contexts, list):
+        raise RecordParseError("'contexts' must be a list", line)
+    passages = []
+    for index, context in enumerate(contexts):
+        if isinstance(context, str):
+            passages.append({"text": context})
+        elif isinstance(context, dict) and isinstance(context.get("text"), str):
+            meta = context.get("meta") or {}
+            if not isinstance(meta, dict):
+                raise RecordParseError(f"contexts[{index}].meta must be an object", line)
+            passages.append({"text": context["text"], "meta": meta, **_passage_fields(meta)})
+        else:
+            raise RecordParseError(f"contexts[{index}] must be a string or an object with 'text'", line)
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise RecordParseError("'meta' must be an object", line)
+    doc_id = obj.get("doc_id")
+    question_id = obj.get("question_id")
+    return ParsedRecord(
+        external_id=str(obj["id"]).strip(), question=obj["question"].strip(), answer=obj["answer"].strip(),
+        passages=passages, context_recorded=bool(passages), doc_id=str(doc_id) if doc_id not in (None, "") else None,
+        question_id=str(question_id) if question_id not in (None, "") else None, meta=meta,
+        prompt=obj.get("prompt") if isinstance(obj.get("prompt"), str) else None,
+    )
+
+
+def _passage_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """The passage fields the review panel shows, when a context's meta carries them."""
+    return {name: meta[name] for name in ("doc_id", "title", "page", "score") if name in meta}
+
+
+def iter_jsonl(text: str):
+    """(line number, parsed object or the RecordParseError) for each non-blank line."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            yield number, RecordParseError(f"invalid JSON: {error.msg} (column {error.colno})", number)
+
+
+def parse_question_set(text: str) -> list[Question]:
+    """A question set: one question per line (line n = question n), or JSONL {"id", "question"}.
+
+    :raises RecordParseError: on a malformed JSONL line or an empty set."""
+    lines = text.split("\n")
+    if lines and lines[0].lstrip().startswith("{"):
+        questions = []
+        for number, obj in iter_jsonl(text):
+            if isinstance(obj, RecordParseError):
+                raise obj
+            if not isinstance(obj, dict) or not str(obj.get("question") or "").strip():
+                raise RecordParseError("expected {\"id\", \"question\"} with a non-empty question", number)
+            questions.append(Question(str(obj.get("id") or question_id_for(len(questions) + 1)), obj["question"].strip()))
+    else:
+        questions = [Question(question_id_for(n), line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
+    if not questions:
+        raise RecordParseError("the question set has no questions")
+    ids = [q.id for q in questions]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise RecordParseError(f"question ids repeat: {', '.join(duplicates)}")
+    return questions
