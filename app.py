@@ -30,6 +30,10 @@ with st.sidebar:
 
 page = st.navigation([
     st.Page("app_pages/ask.py", title="Ask", default=True),
+    st.Page("app_pages/queue.py", title="Queue"),
     st.Page("app_pages/records.py", title="Records"),
+    st.Page("app_pages/import_records.py", title="Import"),
+    st.Page("app_pages/batch.py", title="Batch"),
+    st.Page("app_pages/overview.py", title="Overview"),
 ])
 page.run()

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from loupe.settings import Settings
-from review.errors import NotFoundError
-from review.models import Record
+from review.errors import NotFoundError, ReviewError
+from review.models import Record, utcnow
 
 if TYPE_CHECKING:  # the pipelines are heavy to import; importing and exporting records does not need them
     from loupe.qa import Answer
@@ -84,6 +84,21 @@ def set_support(session: Session, *, record_id: str, support: dict[str, Any]) ->
     """Cache the support analysis with the record (computed once, then read back)."""
     record = get_record(session, record_id=record_id)
     apply_support(record, support)
+    session.commit()
+    return record
+
+
+def attach_passages(session: Session, *, record_id: str, passages: list[dict[str, Any]], how: dict[str, Any]) -> Record:
+    """Give a record imported without context the passages retrieved for it now; says so in its meta.
+
+    :raises ReviewError: the record already has passages (a snapshot's passages are never replaced)."""
+    record = get_record(session, record_id=record_id)
+    if record.passages:
+        raise ReviewError("this record already has its passages; they are part of its snapshot and stay as they are")
+    record.passages = passages
+    record.scope = record.scope or sorted({p["doc_id"] for p in passages if p.get("doc_id")})
+    record.meta = {**(record.meta or {}), "passages_retrieved_later": {**how, "at": utcnow().isoformat()}}
+    record.support = record.unsupported_count = record.abstains = None
     session.commit()
     return record
 

@@ -40,7 +40,7 @@ def show_record(record: Record) -> None:
     with answer_column:
         st.subheader("Answer")
         st.html(answer_html(record.answer, record.support))
-        _support_summary(record.support)
+        _support_summary(record.support, has_passages=bool(record.passages))
         st.caption(escape_markdown(f"Generator: {record.generator_kind} · {record.generator_model}"))
         if record.generator_note:
             st.warning(f"Answered by the extractive fallback: {escape_markdown(record.generator_note)}")
@@ -62,11 +62,14 @@ def show_record(record: Record) -> None:
                 st.html(passage_html(passage.get("text") or "", record.question, spans))
 
 
-def _support_summary(support: dict[str, Any] | None) -> None:
+def _support_summary(support: dict[str, Any] | None, has_passages: bool) -> None:
     if not support:
         return
     if support.get("abstains"):
         st.info("The answer says the context does not contain the information.")
+    if not has_passages:
+        st.warning("No passages to check the answer against: its support cannot be judged here.")
+        return
     unsupported = support.get("unsupported_count", 0)
     if unsupported:
         st.error(f"{unsupported} answer sentence(s) are not supported by the passages.")
@@ -105,8 +108,8 @@ def verdict_controls(
         except ReviewError as error:
             st.error(str(error))
             return
-        st.session_state.pop(shown_key, None)
-        st.session_state.pop(f"{key}_mode", None)
+        for state in (shown_key, f"{key}_mode", f"{key}_comment", f"{key}_reason", f"{key}_evidence_query"):
+            st.session_state.pop(state, None)  # the next record starts with a clean panel
         on_saved(verdict)
 
     accept, correct, reject = st.columns(3)

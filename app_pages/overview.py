@@ -1,0 +1,75 @@
+"""The Overview page: verdicts per question and per document in a run, and two runs side by side."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from loupe.app_state import app_sessions
+from review.overview import COUNT_COLUMNS, by, compare_runs, status_counts
+from review.queue import queue_facets
+
+sessions = app_sessions()
+annotator = st.session_state.get("annotator") or "annotator"
+st.title("Overview")
+
+with sessions() as session:
+    runs = queue_facets(session).runs
+if not runs:
+    st.info("No runs yet: import RAG outputs on the Import page, or run a batch.")
+    st.stop()
+
+left, right = st.columns(2)
+run = left.selectbox("Run", runs, key="overview_run")
+viewer = right.text_input("Verdicts of", value=annotator, key="overview_viewer",
+                          help="Whose verdicts are counted (imported verdicts are under the name given at import)")
+with sessions() as session:
+    counts = status_counts(session, [run], viewer)
+
+total = int(counts["records"].sum())
+reviewed = int(counts.loc[counts["status"] != "unreviewed", "records"].sum())
+accepted = int(counts.loc[counts["status"] == "accepted", "records"].sum())
+metrics = st.columns(3)
+metrics[0].metric("Records", total)
+metrics[1].metric("Reviewed", reviewed)
+metrics[2].metric("Accepted", f"{accepted / reviewed:.0%}" if reviewed else "–")
+
+colours = alt.Scale(domain=COUNT_COLUMNS, range=["#ced4da", "#2f9e44", "#f59f00", "#e03131"])
+per_question = by(counts, "question")
+st.subheader("Per question")
+chart_data = counts.groupby(["question_id", "question", "status"], dropna=False, as_index=False)["records"].sum()
+chart_data["label"] = chart_data["question_id"].fillna(chart_data["question"].str.slice(0, 40))
+st.altair_chart(
+    alt.Chart(chart_data).mark_bar().encode(
+        y=alt.Y("label:N", title=None, sort=None), x=alt.X("sum(records):Q", title="records"),
+        color=alt.Color("status:N", scale=colours), tooltip=["question", "status", "records"],
+    ),
+    width="stretch",
+)
+st.dataframe(per_question, hide_index=True, width="stretch",
+             column_config={"acceptance": st.column_config.ProgressColumn("acceptance", min_value=0, max_value=1)})
+st.subheader("Per document")
+st.dataframe(by(counts, "doc_id"), hide_index=True, width="stretch",
+             column_config={"acceptance": st.column_config.ProgressColumn("acceptance", min_value=0, max_value=1)})
+
+st.subheader("Compare two runs")
+others = [name for name in runs if name != run]
+if not others:
+    st.caption("Import or run a second set of answers to compare pipeline settings on the same questions.")
+    st.stop()
+second = st.selectbox("Compare with", others, key="overview_second")
+with sessions() as session:
+    comparison = compare_runs(session, run, second, viewer)
+if comparison.empty:
+    st.info("These two runs share no question on the same document.")
+    st.stop()
+long = comparison.melt(id_vars="question", value_vars=[f"acceptance ({run})", f"acceptance ({second})"],
+                       var_name="run", value_name="acceptance").dropna()
+st.altair_chart(
+    alt.Chart(long).mark_bar().encode(
+        y=alt.Y("question:N", title=None, axis=alt.Axis(labelLimit=320)), x=alt.X("acceptance:Q", scale=alt.Scale(domain=[0, 1])),
+        color="run:N", yOffset="run:N", tooltip=["question", "run", "acceptance"],
+    ),
+    width="stretch",
+)
+st.dataframe(comparison, hide_index=True, width="stretch")

@@ -1,0 +1,118 @@
+"""The Queue page: work through many records, filtered and sorted, one verdict after another."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from loupe.app_state import app_asker, app_sessions, app_settings, document_ids, evidence_search
+from loupe.text_safety import escape_markdown
+from review.analysis import ensure_support
+from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unreviewed, queue_entries, queue_facets
+from review.records import attach_passages, get_record
+from ui.review_panel import show_record, verdict_controls
+
+sessions, asker, settings = app_sessions(), app_asker(), app_settings()
+annotator = st.session_state.get("annotator") or "annotator"
+
+st.title("Queue")
+with sessions() as session:
+    facets = queue_facets(session, tuple(st.session_state.get("queue_runs") or ()))
+
+with st.expander("Filters and order", expanded=not st.session_state.get("queue_record")):
+    left, middle, right = st.columns(3)
+    runs = left.multiselect("Run", facets.runs, key="queue_runs", placeholder="All runs")
+    questions = middle.multiselect("Question", facets.questions, key="queue_questions", placeholder="All questions")
+    doc_ids = right.multiselect("Document", facets.doc_ids, key="queue_docs", placeholder="All documents")
+    statuses = left.multiselect("Status", list(STATUSES), key="queue_statuses", placeholder="Any status")
+    generators = middle.multiselect("Generator", facets.generators, key="queue_generators", placeholder="Any generator")
+    support = right.selectbox("Support", list(SUPPORT_FILTERS), format_func=SUPPORT_FILTERS.get, key="queue_support")
+    search = left.text_input("Search question, answer and passages", key="queue_search")
+    sort = middle.selectbox("Order", list(SORTS), format_func=SORTS.get, key="queue_sort", index=1)
+    viewer = right.text_input("Status as judged by", value=annotator, key="queue_viewer",
+                              help="Whose verdicts decide what counts as reviewed")
+
+if facets.unanalysed:
+    st.caption(f"{facets.unanalysed} records are not analysed for support yet: each is analysed when first shown, "
+               "or all at once with `python cli.py analyze`. Support filters and the riskiest-first order only see "
+               "analysed records.")
+
+flt = QueueFilter(annotator=viewer or annotator, runs=tuple(runs), questions=tuple(questions), doc_ids=tuple(doc_ids),
+                  statuses=tuple(statuses), generators=tuple(generators), support=support, search=search, sort=sort)
+with sessions() as session:
+    entries = queue_entries(session, flt)
+if not entries:
+    st.info("No record matches these filters." if facets.runs else
+            "No records yet: import RAG outputs on the Import page, or run a batch.")
+    st.stop()
+
+ids = [record_id for record_id, _ in entries]
+current = st.session_state.get("queue_record")
+position = ids.index(current) if current in ids else 0
+if current not in ids:
+    first = next_unreviewed(entries, -1)
+    position = first if first is not None else 0
+
+
+def go_to(new_position: int) -> None:
+    st.session_state["queue_record"] = ids[new_position % len(ids)]
+    st.rerun()
+
+
+unreviewed = sum(1 for _, status in entries if status == "unreviewed")
+nav = st.columns([2, 1, 1, 1.4])
+nav[0].markdown(f"**{position + 1} of {len(entries)}** · {unreviewed} unreviewed by {escape_markdown(flt.annotator)}")
+if nav[1].button("Previous", key="queue_previous", shortcut="Alt+Left", width="stretch"):
+    go_to(position - 1)
+if nav[2].button("Next", key="queue_next", shortcut="Alt+Right", width="stretch"):
+    go_to(position + 1)
+if nav[3].button("Next unreviewed", key="queue_next_unreviewed", shortcut="Alt+N", width="stretch",
+                 disabled=not unreviewed):
+    target = next_unreviewed(entries, position)
+    if target is not None:
+        go_to(target)
+
+with sessions() as session:
+    record = get_record(session, record_id=ids[position])
+st.session_state["queue_record"] = record.id
+status = entries[position][1]
+meta = " · ".join(escape_markdown(part) for part in (
+    f"run {record.run}" if record.run else "", f"document {record.doc_id}" if record.doc_id else "",
+    record.question_id or "", f"record {record.external_id or record.id}", status) if part)
+st.caption(meta)
+st.markdown(f"#### {escape_markdown(record.question) or '*(no question text: import the question set with --questions)*'}")
+
+if not record.passages and not (record.meta or {}).get("context_recorded", True):
+    st.warning("No context recorded: this answer was imported without the passages it was given.")
+    if record.doc_id and record.doc_id in document_ids(asker) and record.question:
+        if st.button(f"Retrieve passages from {record.doc_id}", key="queue_retrieve"):
+            from loupe.qa import passage_record
+
+            found = asker.retrieve(record.question, doc_ids=[record.doc_id], mode="hybrid", top_k=settings.top_k)
+            with sessions() as session:
+                attach_passages(session, record_id=record.id, passages=[passage_record(doc) for doc in found],
+                                how={"mode": "hybrid", "top_k": settings.top_k})
+            st.rerun()
+    elif record.doc_id:
+        st.caption(f"Ingest document {escape_markdown(record.doc_id)} to retrieve passages for this answer.")
+
+with st.spinner("Checking which passages support the answer…"):
+    record = ensure_support(sessions, settings, record)
+show_record(record)
+
+
+def moved_on(verdict: str) -> None:
+    """After a verdict: the next unreviewed record after this one (the queue is re-read on the rerun)."""
+    with sessions() as session:
+        fresh = queue_entries(session, flt)
+    fresh_ids = [record_id for record_id, _ in fresh]
+    here = fresh_ids.index(record.id) if record.id in fresh_ids else position - 1
+    target = next_unreviewed(fresh, here) if fresh else None
+    st.session_state["queue_saved"] = f"Saved: {verdict} on record {record.external_id or record.id}."
+    st.session_state["queue_record"] = fresh_ids[target] if target is not None else (fresh_ids[here] if fresh_ids else None)
+    st.rerun()
+
+
+saved = st.session_state.pop("queue_saved", None)
+if saved:
+    st.success(escape_markdown(saved))
+verdict_controls(record, sessions, annotator, key="queue_panel", on_saved=moved_on, search=evidence_search(asker))

@@ -1,0 +1,153 @@
+"""The review queue: which records to work through, in which order, as SQL over the records table.
+
+A record's status is the verdict of one annotator (the one looking at the queue, by default): "next
+unreviewed" means unreviewed by me. Filters and sorts run in the database on indexed columns, and a queue is
+read as a list of ids (plus each one's status), so paging through 100k records does not reload records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, case, cast, func, literal, or_, select, Text
+from sqlalchemy.orm import Session
+
+from review.models import Annotation, Record, Run
+
+STATUSES = {"unreviewed": None, "accepted": "accept", "corrected": "correct", "rejected": "reject"}
+SUPPORT_FILTERS = {
+    "any": "any support",
+    "unsupported": "has unsupported sentences",
+    "abstains": "abstains",
+    "supported": "fully supported",
+    "unanalysed": "not analysed yet",
+}
+SORTS = {
+    "riskiest": "riskiest first (most unsupported sentences)",
+    "newest": "newest first",
+    "oldest": "oldest first",
+    "question": "by question, then document",
+    "document": "by document, then question",
+}
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the queue shows. Empty tuples mean "all"."""
+
+    annotator: str
+    runs: tuple[str, ...] = ()
+    questions: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    generators: tuple[str, ...] = ()
+    support: str = "any"
+    search: str = ""
+    sort: str = "newest"
+
+
+def status_column(annotation):
+    verdict_to_status = {verdict: status for status, verdict in STATUSES.items() if verdict}
+    return case(*((annotation.c.verdict == v, literal(s)) for v, s in verdict_to_status.items()), else_=literal("unreviewed"))
+
+
+def queue_query(flt: QueueFilter) -> Select:
+    """SELECT record id, status for the filter, in the filter's order."""
+    mine = Annotation.__table__.alias("mine")
+    query = (
+        select(Record.id, status_column(mine).label("status"))
+        .outerjoin(mine, and_(mine.c.record_id == Record.id, mine.c.annotator == flt.annotator))
+    )
+    if flt.runs:
+        query = query.where(Record.run.in_(flt.runs))
+    if flt.questions:
+        query = query.where(Record.question.in_(flt.questions))
+    if flt.doc_ids:
+        query = query.where(Record.doc_id.in_(flt.doc_ids))
+    if flt.generators:
+        query = query.where(Record.generator_model.in_(flt.generators))
+    if flt.statuses:
+        wanted = [STATUSES[s] for s in flt.statuses if s in STATUSES and STATUSES[s]]
+        conditions = [mine.c.verdict.in_(wanted)] if wanted else []
+        if "unreviewed" in flt.statuses:
+            conditions.append(mine.c.id.is_(None))
+        query = query.where(or_(*conditions))
+    query = query.where(*_support_conditions(flt.support))
+    if flt.search.strip():
+        pattern = "%" + flt.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(
+            Record.question.ilike(pattern, escape="\\"), Record.answer.ilike(pattern, escape="\\"),
+            cast(Record.passages, Text).ilike(pattern, escape="\\"),
+        ))
+    return query.order_by(*_order(flt.sort))
+
+
+def _support_conditions(support: str) -> list:
+    if support == "unsupported":
+        return [Record.unsupported_count > 0]
+    if support == "abstains":
+        return [Record.abstains.is_(True)]
+    if support == "supported":
+        return [Record.unsupported_count == 0]
+    if support == "unanalysed":
+        return [Record.support.is_(None)]
+    return []
+
+
+def _order(sort: str) -> list:
+    question_order = [func.length(Record.question_id), Record.question_id, Record.question]
+    orders = {
+        "riskiest": [Record.unsupported_count.desc().nulls_last(), Record.abstains.desc().nulls_last(),
+                     Record.created_at.desc()],
+        "newest": [Record.created_at.desc()],
+        "oldest": [Record.created_at.asc()],
+        "question": [*question_order, Record.doc_id],
+        "document": [Record.doc_id, *question_order],
+    }
+    if sort not in orders:
+        raise ValueError(f"sort must be one of {', '.join(orders)}, got {sort!r}")
+    return [*orders[sort], Record.id]
+
+
+def queue_entries(session: Session, flt: QueueFilter) -> list[tuple[str, str]]:
+    """(record id, status) of every record in the queue, in order."""
+    return [(row.id, row.status) for row in session.execute(queue_query(flt))]
+
+
+def next_unreviewed(entries: list[tuple[str, str]], after: int) -> int | None:
+    """The position of the first unreviewed record after position `after`, wrapping around; None when done."""
+    count = len(entries)
+    for step in range(1, count + 1):
+        position = (after + step) % count
+        if entries[position][1] == "unreviewed":
+            return position
+    return None
+
+
+@dataclass(frozen=True)
+class QueueFacets:
+    """The values the queue's filters offer."""
+
+    runs: list[str]
+    questions: list[str]
+    doc_ids: list[str]
+    generators: list[str]
+    unanalysed: int
+
+
+def queue_facets(session: Session, runs: tuple[str, ...] = ()) -> QueueFacets:
+    """Distinct filter values (within the chosen runs, so that the lists stay short)."""
+    def distinct(column) -> list[str]:
+        query = select(column).where(column.is_not(None)).distinct().order_by(column)
+        if runs:
+            query = query.where(Record.run.in_(runs))
+        return [value for value in session.scalars(query) if value != ""]
+
+    unanalysed = select(func.count()).select_from(Record).where(Record.support.is_(None))
+    if runs:
+        unanalysed = unanalysed.where(Record.run.in_(runs))
+    return QueueFacets(
+        runs=sorted(set(session.scalars(select(Run.name))) | set(distinct(Record.run))),
+        questions=distinct(Record.question), doc_ids=distinct(Record.doc_id),
+        generators=distinct(Record.generator_model), unanalysed=session.scalar(unanalysed),
+    )
