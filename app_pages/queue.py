@@ -46,6 +46,9 @@ if not entries:
     st.stop()
 
 ids = [record_id for record_id, _ in entries]
+if st.session_state.get("queue_filter") != flt:  # new filters or order: start from the top of the new queue
+    st.session_state["queue_filter"] = flt
+    st.session_state.pop("queue_record", None)
 current = st.session_state.get("queue_record")
 position = ids.index(current) if current in ids else 0
 if current not in ids:
