@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from loupe.app_state import app_asker, app_sessions, app_settings, document_ids, evidence_search
@@ -38,8 +40,22 @@ if facets.unanalysed:
 
 flt = QueueFilter(annotator=viewer or annotator, runs=tuple(runs), questions=tuple(questions), doc_ids=tuple(doc_ids),
                   statuses=tuple(statuses), generators=tuple(generators), support=support, search=search, sort=sort)
-with sessions() as session:
-    entries = queue_entries(session, flt)
+REFRESH_S = 30  # others' verdicts show up within this long; one's own at once
+
+
+def current_entries() -> list[tuple[str, str]]:
+    """The queue's (id, status) list, re-read when the filters change, after a verdict, or every REFRESH_S
+    seconds: with 100k records reading it costs a few hundred ms, so stepping through it reuses it."""
+    cached = st.session_state.get("queue_cache")
+    if cached and cached[0] == flt and time.monotonic() - cached[1] < REFRESH_S:
+        return cached[2]
+    with sessions() as session:
+        fresh = queue_entries(session, flt)
+    st.session_state["queue_cache"] = (flt, time.monotonic(), fresh)
+    return fresh
+
+
+entries = current_entries()
 if not entries:
     st.info("No record matches these filters." if facets.runs else
             "No records yet: import RAG outputs on the Import page, or run a batch.")
@@ -105,8 +121,8 @@ show_record(record)
 
 def moved_on(verdict: str) -> None:
     """After a verdict: the next unreviewed record after this one (the queue is re-read on the rerun)."""
-    with sessions() as session:
-        fresh = queue_entries(session, flt)
+    st.session_state.pop("queue_cache", None)
+    fresh = current_entries()
     fresh_ids = [record_id for record_id, _ in fresh]
     here = fresh_ids.index(record.id) if record.id in fresh_ids else position - 1
     target = next_unreviewed(fresh, here) if fresh else None

@@ -5,7 +5,8 @@ Fills a fresh SQLite review database with N synthetic records of the size of the
 for most, and a verdict on a third of them; then times what one step through the queue costs:
 
 - queue: `review.queue.queue_entries` (ids and statuses of the whole filtered, sorted queue) plus loading the
-  one record shown (`get_record`): what the Queue page runs on each rerun;
+  one record shown (`get_record`): what the Queue page runs when the filters change;
+- next: `get_record` alone: what a step to the next or previous record costs once the queue is read;
 - baseline: every record loaded as an ORM object with its annotations, then filtered and sorted in Python
   (what a page built on "load the records, then filter" does).
 
@@ -88,6 +89,11 @@ def queue_step(sessions, flt: QueueFilter) -> int:
     return len(entries)
 
 
+def page_step(sessions, record_id: str) -> None:
+    with sessions() as session:
+        get_record(session, record_id=record_id)
+
+
 def baseline_step(sessions, flt: QueueFilter) -> int:
     with sessions() as session:
         records = session.scalars(select(Record).options(selectinload(Record.annotations))).all()
@@ -131,11 +137,16 @@ def main() -> None:
         for name, flt in CASES.items():
             print(f"timing {name}", file=sys.stderr)
             queue_times, sizes = zip(*(timed(queue_step, sessions, flt) for _ in range(args.rounds)))
+            with sessions() as session:
+                entries = queue_entries(session, flt)
+            picks = random.Random(args.seed).sample(entries, min(args.rounds * 4, len(entries)))
+            page_times = [timed(page_step, sessions, record_id)[0] for record_id, _ in picks]
             base_times, base_sizes = zip(*(timed(baseline_step, sessions, flt) for _ in range(args.baseline_rounds)))
             if sizes[0] != base_sizes[0]:
                 raise SystemExit(f"{name}: the queue has {sizes[0]} records, the baseline {base_sizes[0]}")
             results["cases"][name] = {
                 "queue_length": sizes[0], "queue_p50_ms": round(statistics.median(queue_times), 1),
+                "next_record_p50_ms": round(statistics.median(page_times), 1),
                 "baseline_p50_ms": round(statistics.median(base_times), 1),
                 "ratio": round(statistics.median(base_times) / statistics.median(queue_times), 1),
             }
@@ -145,11 +156,13 @@ def main() -> None:
         return
     print(f"Queue step over {args.records} records (filled in {results['fill_s']} s); medians of {args.rounds} "
           f"(queue) and {args.baseline_rounds} (baseline) rounds")
-    print(f"{'case':34} {'length':>7} {'queue ms':>9} {'baseline ms':>12} {'ratio':>7}")
+    print(f"{'case':34} {'length':>7} {'queue ms':>9} {'next ms':>8} {'baseline ms':>12} {'ratio':>7}")
     for name, row in results["cases"].items():
-        print(f"{name:34} {row['queue_length']:>7} {row['queue_p50_ms']:>9} {row['baseline_p50_ms']:>12} {row['ratio']:>7}")
-    print("queue: review.queue.queue_entries + get_record of one entry; baseline: all records loaded, filtered and "
-          "sorted in Python; ratio = baseline / queue")
+        print(f"{name:34} {row['queue_length']:>7} {row['queue_p50_ms']:>9} {row['next_record_p50_ms']:>8} "
+              f"{row['baseline_p50_ms']:>12} {row['ratio']:>7}")
+    print("queue: review.queue.queue_entries + get_record of one entry (reading the filtered queue); next: get_record "
+          "alone (stepping through a queue already read); baseline: all records loaded, filtered and sorted in "
+          "Python; ratio = baseline / queue")
 
 
 if __name__ == "__main__":
