@@ -34,8 +34,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = load_settings()
     ingester = Ingester(settings, build_document_store(settings))
     report = ingester.ingest(args.paths, progress=_progress_printer("ingesting"))
-    for failure in report.failures:
-        print(f"FAILED {failure}", file=sys.stderr)
+    return _finish(report, FAILED=report.failures)
+
+
+def _finish(report, **problems: list) -> int:
+    """Every problem on stderr under its label (FAILED, SKIPPED), the summary on stdout; the report's exit code."""
+    for label, items in problems.items():
+        for item in items:
+            print(f"{label} {item}", file=sys.stderr)
     print(report.summary())
     return report.exit_code
 
@@ -153,12 +159,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         questions=questions, label_map=parse_label_map(args.map), model=args.model,
     )
     report = importer.import_paths(args.paths, progress=_progress_printer("importing"))
-    for problem in report.failures:
-        print(f"FAILED {problem}", file=sys.stderr)
-    for problem in report.skipped:
-        print(f"SKIPPED {problem}", file=sys.stderr)
-    print(report.summary())
-    return report.exit_code
+    return _finish(report, FAILED=report.failures, SKIPPED=report.skipped)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
