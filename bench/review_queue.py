@@ -10,7 +10,7 @@ for most, and a verdict on a third of them; then times what one step through the
 - baseline: every record loaded as an ORM object with its annotations, then filtered and sorted in Python
   (what a page built on "load the records, then filter" does).
 
-Usage: .venv/bin/python bench/queue.py --records 100000 [--rounds 5] [--json]
+Usage: .venv/bin/python bench/review_queue.py --records 100000 [--rounds 5] [--json]
 """
 
 from __future__ import annotations
