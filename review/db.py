@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from functools import partial
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from loupe.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# JSON columns keep non-ASCII text as it is (not \u-escaped), so that the queue's text search finds it.
+_JSON_SERIALIZER = partial(json.dumps, ensure_ascii=False)
 
 
 def database_url(settings: Settings, env: dict[str, str] | None = None) -> str:
@@ -27,7 +31,8 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               json_serializer=_JSON_SERIALIZER)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record) -> None:
@@ -38,7 +43,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=_JSON_SERIALIZER)
 
 
 def migrate(engine: Engine) -> None:
