@@ -220,6 +220,30 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from review.agreement import run_report
+    from review.db import open_database
+    from review.models import Record
+
+    with open_database(load_settings())() as session:
+        if session.query(Record.id).filter(Record.run == args.run).first() is None:
+            raise ValueError(f"run {args.run!r} has no records")
+        report = run_report(session, args.run)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(f"run {report['run']}")
+    for name, figures in report["annotators"].items():
+        print(f"  {name}: {figures['done']} of {figures['assigned']} done, median {figures['median_seconds']} s")
+    agreement = report["agreement"]
+    for pair in agreement["pairs"]:
+        print(f"  {pair['a']} / {pair['b']}: n={pair['n']} agreement={pair['percent_agreement']} "
+              f"kappa={pair['cohen_kappa']}")
+    print(f"  Fleiss' kappa {agreement['fleiss_kappa']['value']} (n={agreement['fleiss_kappa']['n']}); "
+          f"Krippendorff's alpha {agreement['krippendorff_alpha']['value']} (n={agreement['krippendorff_alpha']['n']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description="Loupe: review RAG answers against their sources.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -275,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="compute the support maps that imports and batches deferred")
     analyze.add_argument("--run", metavar="NAME", help="only the records of this run")
     analyze.set_defaults(handler=cmd_analyze)
+
+    report = commands.add_parser("report", help="progress and inter-annotator agreement of a run")
+    report.add_argument("--run", required=True, metavar="NAME")
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+    report.set_defaults(handler=cmd_report)
 
     export = commands.add_parser("export", help="records with their annotations as JSONL, CSV or Parquet")
     export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")

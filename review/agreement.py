@@ -1,0 +1,103 @@
+"""Inter-annotator agreement on the verdicts (accept / correct / reject) of a run.
+
+Well-kept implementations do the statistics: scikit-learn's `cohen_kappa_score` for pairs, statsmodels'
+`fleiss_kappa` for items judged by the same number (three or more) of annotators, and the `krippendorff`
+package's nominal alpha, which also copes with items some annotators did not judge. Each figure comes with the
+number of items behind it; a figure that is undefined (one label only, no overlap) is None, not a guess.
+"""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from review.models import VERDICTS, Annotation, Record
+
+_CODES = {verdict: code for code, verdict in enumerate(VERDICTS)}
+
+
+def verdict_table(session: Session, run: str) -> pd.DataFrame:
+    """One row per (record, annotator): the record's question and the annotator's current verdict."""
+    query = (select(Record.id, Record.question, Annotation.annotator, Annotation.verdict, Annotation.seconds)
+             .join(Annotation, Annotation.record_id == Record.id).where(Record.run == run))
+    return pd.DataFrame(session.execute(query).all(), columns=["record", "question", "annotator", "verdict", "seconds"])
+
+
+def _defined(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else round(float(value), 4)
+
+
+def pair_agreement(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """For every pair of annotators, on the records both judged: n, percent agreement, Cohen's kappa."""
+    from sklearn.metrics import cohen_kappa_score
+
+    wide = table.pivot(index="record", columns="annotator", values="verdict")
+    pairs = []
+    for a, b in combinations(sorted(wide.columns), 2):
+        both = wide[[a, b]].dropna()
+        n = len(both)
+        agree = float((both[a] == both[b]).mean()) if n else None
+        kappa = None
+        if n and both.stack().nunique() > 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                kappa = _defined(cohen_kappa_score(both[a], both[b], labels=list(VERDICTS)))
+        pairs.append({"a": a, "b": b, "n": n, "percent_agreement": None if agree is None else round(agree, 4),
+                      "cohen_kappa": kappa})
+    return pairs
+
+
+def fleiss(table: pd.DataFrame) -> dict[str, Any]:
+    """Fleiss' kappa over the records judged by every annotator (three or more of them)."""
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    wide = table.pivot(index="record", columns="annotator", values="verdict")
+    if wide.shape[1] < 3:
+        return {"value": None, "n": 0, "raters": int(wide.shape[1])}
+    complete = wide.dropna()
+    counts = np.array([[sum(1 for v in row if v == verdict) for verdict in VERDICTS] for row in complete.values])
+    value = None
+    if len(complete) and (counts.sum(axis=0) > 0).sum() > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            value = _defined(fleiss_kappa(counts, method="fleiss"))
+    return {"value": value, "n": int(len(complete)), "raters": int(wide.shape[1])}
+
+
+def krippendorff_alpha(table: pd.DataFrame) -> dict[str, Any]:
+    """Krippendorff's alpha (nominal) over the records judged by at least two annotators."""
+    import krippendorff
+
+    wide = table.pivot(index="record", columns="annotator", values="verdict")
+    wide = wide[wide.notna().sum(axis=1) >= 2]
+    value = None
+    if len(wide) and pd.unique(wide.values.ravel()[pd.notna(wide.values.ravel())]).size > 1:
+        data = wide.T.apply(lambda column: column.map(_CODES)).astype(float).values
+        value = _defined(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+    return {"value": value, "n": int(len(wide))}
+
+
+def agreement(table: pd.DataFrame) -> dict[str, Any]:
+    return {"pairs": pair_agreement(table), "fleiss_kappa": fleiss(table), "krippendorff_alpha": krippendorff_alpha(table)}
+
+
+def run_report(session: Session, run: str) -> dict[str, Any]:
+    """The figures of `cli.py report --json`: per annotator done / assigned / median seconds, and agreement
+    overall and per question. Until records are assigned to people, every annotator is assigned the whole run."""
+    table = verdict_table(session, run)
+    assigned = session.scalar(select(func.count()).select_from(Record).where(Record.run == run))
+    annotators = {}
+    for name, rows in table.groupby("annotator"):
+        seconds = [s for s in rows["seconds"] if s is not None and not pd.isna(s)]
+        annotators[name] = {"done": int(len(rows)), "assigned": int(assigned),
+                            "median_seconds": round(statistics.median(seconds), 1) if seconds else None}
+    result = agreement(table)
+    result["per_question"] = {question: agreement(rows) for question, rows in table.groupby("question")}
+    return {"run": run, "annotators": annotators, "agreement": result}
