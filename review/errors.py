@@ -15,3 +15,11 @@ class InvalidVerdictError(ReviewError):
 
 class ConflictError(ReviewError):
     """The annotation changed since it was read (another tab or person saved first); nothing was overwritten."""
+
+
+class PermissionDeniedError(ReviewError):
+    """The acting user's role does not allow this read or write."""
+
+
+class AuthenticationError(ReviewError):
+    """A login failed: unknown name, wrong password, disabled account, or too many recent failures."""

@@ -53,7 +53,8 @@ class Record(Base):
     source: Mapped[str | None] = mapped_column(Text)  # the imported file (and line) the record came from
     source_hash: Mapped[str | None] = mapped_column(String(64))  # of the parsed content: re-imports change nothing
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    final_verdict: Mapped[str | None] = mapped_column(String(20))
+    final_verdict: Mapped[str | None] = mapped_column(String(20))  # kept in step with the adjudication
+    created_by: Mapped[str | None] = mapped_column(String(200), index=True)  # who asked it (Ask page); None: imported
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     annotations: Mapped[list["Annotation"]] = relationship(
@@ -122,5 +123,88 @@ class AnnotationVersion(VerdictFields, Base):
     annotation: Mapped[Annotation] = relationship(back_populates="history")
 
 
+class User(Base):
+    """A person who logs in (LOUPE_AUTH=password): their role decides what they may read and write."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(300), unique=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginAttempt(Base):
+    """Every login attempt, kept for the log and for rate-limiting failures across processes."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    client: Mapped[str | None] = mapped_column(String(100))  # the browser's address, when Streamlit knows it
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Assignment(Base):
+    """A record to be judged by an annotator (each record of an assigned run goes to k annotators)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("record_id", "annotator", name="uq_assignment_record_annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run: Mapped[str] = mapped_column(String(200))
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    annotator: Mapped[str] = mapped_column(String(200))
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AdjudicationFields:
+    """A reviewer's settlement of a disagreement: shared by the current adjudication and its earlier versions."""
+
+    adjudicator: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(20))
+    final_answer: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class Adjudication(AdjudicationFields, Base):
+    """The final verdict and answer of a record on which annotators disagreed; one per record, versioned."""
+
+    __tablename__ = "adjudications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), unique=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    history: Mapped[list["AdjudicationVersion"]] = relationship(
+        back_populates="adjudication", cascade="all, delete-orphan", order_by="AdjudicationVersion.version"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AdjudicationVersion(AdjudicationFields, Base):
+    """A superseded state of an adjudication: who decided what, and when."""
+
+    __tablename__ = "adjudication_versions"
+    __table_args__ = (UniqueConstraint("adjudication_id", "version", name="uq_adjudication_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    adjudication_id: Mapped[int] = mapped_column(ForeignKey("adjudications.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    adjudication: Mapped[Adjudication] = relationship(back_populates="history")
+
+
 Index("ix_records_created_at", Record.created_at)
 Index("ix_annotations_annotator_verdict", Annotation.annotator, Annotation.verdict)
+Index("ix_assignments_annotator_run", Assignment.annotator, Assignment.run)
+Index("ix_login_attempts_name_at", LoginAttempt.name, LoginAttempt.at)

@@ -17,7 +17,7 @@ _QUESTION_MARKER = re.compile(r"^Question:", re.MULTILINE)
 _ANSWER_MARKER = re.compile(r"^Helpful Answer:", re.MULTILINE)
 _QUERY_LINE = re.compile(r'^Query:\s*"(?P<query>.*)"\s*$', re.MULTILINE)
 _ANSWER_ONLY_LABEL = re.compile(r"^\s*Answer:+[ \t]*(?:\n\s*)?(?:Answer:[ \t]*)?")
-_BLANK_LINES = re.compile(r"\n[ \t\r]*\n\s*")
+_BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")  # blank lines only: a paragraph keeps its leading page break
 
 
 class RecordParseError(ValueError):

@@ -1,0 +1,97 @@
+"""Who may read and write what.
+
+The data functions that serve the app take the acting user (a `Principal`) and check here, so that the rules
+hold whoever calls them, not only behind buttons the UI hides:
+
+- an annotator judges the records assigned to them and the ones they asked themselves, and sees other
+  people's verdicts on a record only once they have submitted their own (blind review);
+- a reviewer also sees everyone's verdicts, progress and agreement, and adjudicates disagreements;
+- an admin also manages users, imports, batch runs, assignments and exports.
+
+With authentication off (single-user mode) and on the command line, the person at the keyboard already holds
+the database, so they act as an admin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from review.errors import PermissionDeniedError
+from review.models import Annotation, Assignment, Record
+
+ROLES = ("annotator", "reviewer", "admin")
+_RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The acting user: a name (the one verdicts are recorded under) and a role."""
+
+    name: str
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in _RANK:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
+
+    def has(self, role: str) -> bool:
+        """True when this user's role is `role` or above it."""
+        return _RANK[self.role] >= _RANK[role]
+
+    @property
+    def sees_everyone(self) -> bool:
+        return self.has("reviewer")
+
+
+def require_role(actor: Principal, role: str, action: str) -> None:
+    """:raises PermissionDeniedError: `actor` is below `role`."""
+    if not actor.has(role):
+        raise PermissionDeniedError(f"{actor.name} is {_article(actor.role)} and may not {action}: that needs the "
+                                    f"{role} role")
+
+
+def require_acting_as(actor: Principal, annotator: str, action: str) -> None:
+    """Only admins act under someone else's name (imported verdicts); everyone else acts as themselves."""
+    if annotator != actor.name and not actor.has("admin"):
+        raise PermissionDeniedError(f"{actor.name} may not {action} as {annotator}")
+
+
+def own_records(actor: Principal):
+    """SQL condition: the records an annotator works on (assigned to them, or asked by them)."""
+    assigned = exists(select(Assignment.id).where(Assignment.record_id == Record.id,
+                                                  Assignment.annotator == actor.name))
+    return or_(assigned, Record.created_by == actor.name)
+
+
+def readable_records(actor: Principal) -> list:
+    """SQL conditions restricting a query over records to what `actor` may open (none for reviewers)."""
+    return [] if actor.sees_everyone else [own_records(actor)]
+
+
+def may_open(session: Session, actor: Principal, record_id: str) -> bool:
+    if actor.sees_everyone:
+        return True
+    query = select(Record.id).where(Record.id == record_id, own_records(actor))
+    return session.scalar(query) is not None
+
+
+def require_record(session: Session, actor: Principal, record_id: str, action: str) -> None:
+    """:raises PermissionDeniedError: an annotator's action on a record that is neither assigned to nor asked by them."""
+    if not may_open(session, actor, record_id):
+        raise PermissionDeniedError(f"{actor.name} may not {action}: the record is not assigned to them")
+
+
+def visible_annotations(actor: Principal, annotations: Iterable[Annotation]) -> list[Annotation]:
+    """Blind review: an annotator sees others' verdicts on a record only after submitting their own."""
+    annotations = list(annotations)
+    if actor.sees_everyone or any(a.annotator == actor.name for a in annotations):
+        return annotations
+    return []
+
+
+def _article(role: str) -> str:
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
