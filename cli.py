@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from loupe.settings import RETRIEVAL_MODES, SettingsError, load_settings
+from review.access import ROLES
 from review.errors import ReviewError
 
 
@@ -25,6 +26,20 @@ def _progress_printer(verb: str):
         sys.stderr.flush()
 
     return show
+
+
+def _operator():
+    """Who the command line acts as: an admin under LOUPE_ANNOTATOR or the login name. Whoever can run it can
+    open the database (the data directory or DATABASE_URL) directly, so roles add nothing here."""
+    from review.access import Principal, local_user_name
+
+    return Principal(local_user_name(), "admin")
+
+
+def _sessions():
+    from review.db import open_database
+
+    return open_database(load_settings())
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -135,7 +150,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     sessions = open_database(load_settings())
     with sessions() as session:
-        data, count = export_bytes(session, args.format, run=args.run)
+        data, count = export_bytes(session, args.format, run=args.run, actor=_operator())
     if args.out:
         Path(args.out).write_bytes(data)
         print(f"exported {count} records to {args.out}", file=sys.stderr)
@@ -155,7 +170,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     questions = parse_question_set(decode_text(Path(args.questions).read_bytes())) if args.questions else None
     importer = Importer(
-        open_database(load_settings()), run=args.run or default_run_name(args.paths), annotator=args.annotator,
+        open_database(load_settings()), actor=_operator(), run=args.run or default_run_name(args.paths), annotator=args.annotator,
         questions=questions, label_map=parse_label_map(args.map), model=args.model,
     )
     report = importer.import_paths(args.paths, progress=_progress_printer("importing"))
@@ -202,7 +217,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     show = _progress_printer("answering")
     report = run_batch(
-        open_database(settings), asker, settings, run=args.run or f"batch-{Path(args.questions).stem}",
+        open_database(settings), asker, settings, actor=_operator(), run=args.run or f"batch-{Path(args.questions).stem}",
         questions=questions, doc_ids=doc_ids, mode=args.mode, top_k=args.top_k or settings.top_k,
         progress=lambda done, total, item, left: show(done, total, f"{item} (ETA {_duration(left)})"),
         should_stop=lambda: stop["requested"],
@@ -241,6 +256,49 @@ def cmd_report(args: argparse.Namespace) -> int:
               f"kappa={pair['cohen_kappa']}")
     print(f"  Fleiss' kappa {agreement['fleiss_kappa']['value']} (n={agreement['fleiss_kappa']['n']}); "
           f"Krippendorff's alpha {agreement['krippendorff_alpha']['value']} (n={agreement['krippendorff_alpha']['n']})")
+    return 0
+
+
+def _read_new_password() -> str:
+    """The password, twice: prompted on a terminal; otherwise the first two lines of standard input (a single
+    line is taken as it is)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first, second = getpass.getpass("Password: "), getpass.getpass("Repeat the password: ")
+    else:
+        lines = sys.stdin.read().splitlines()
+        first = lines[0] if lines else ""
+        second = lines[1] if len(lines) > 1 else first
+    if first != second:
+        raise ReviewError("the two passwords differ; nothing was changed")
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from review import users
+
+    with _sessions()() as session:
+        actor = _operator()
+        if args.action == "list":
+            for user in users.list_users(session, actor=actor):
+                state = "disabled" if user.disabled else "enabled"
+                print(f"{user.name}\t{user.role}\t{state}\t{user.email or ''}")
+            return 0
+        if args.action == "add":
+            users.add_user(session, actor=actor, name=args.name, role=args.role, password=_read_new_password(),
+                           email=args.email)
+            message = f"added {args.name} ({args.role})"
+        elif args.action == "set-password":
+            users.set_password(session, actor=actor, name=args.name, password=_read_new_password())
+            message = f"password of {args.name} set"
+        elif args.action == "set-role":
+            users.set_role(session, actor=actor, name=args.name, role=args.role)
+            message = f"{args.name} is now {args.role}"
+        else:
+            users.set_disabled(session, actor=actor, name=args.name, disabled=args.action == "disable")
+            message = f"{args.name} {args.action}d"
+    print(message)
     return 0
 
 
@@ -304,6 +362,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run", required=True, metavar="NAME")
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.set_defaults(handler=cmd_report)
+
+    users = commands.add_parser("users", help="user accounts for LOUPE_AUTH=password: add, list, disable, roles")
+    user_actions = users.add_subparsers(dest="action", required=True)
+    add = user_actions.add_parser("add", help="add a user; the password is read twice from the terminal or stdin")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--email", metavar="ADDRESS")
+    user_actions.add_parser("list", help="every user with role and state")
+    for action, what in (("disable", "stop a user from logging in"), ("enable", "let a disabled user log in again"),
+                         ("set-password", "set a user's password (read twice from the terminal or stdin)")):
+        user_actions.add_parser(action, help=what).add_argument("name", metavar="NAME")
+    set_role = user_actions.add_parser("set-role", help="change a user's role")
+    set_role.add_argument("name", metavar="NAME")
+    set_role.add_argument("role", metavar="ROLE", choices=ROLES)
+    users.set_defaults(handler=cmd_users)
 
     export = commands.add_parser("export", help="records with their annotations as JSONL, CSV or Parquet")
     export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, app_settings, document_ids, evidence_search
+from loupe.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from loupe.qa import Answer, QuestionError
 from loupe.settings import RETRIEVAL_MODES
 from loupe.support import analyze_support
@@ -16,7 +16,7 @@ from loupe.text_safety import escape_markdown
 from review.records import get_record, record_from_answer
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
 
-asker, sessions, settings = app_asker(), app_sessions(), app_settings()
+asker, sessions, settings, principal = app_asker(), app_sessions(), app_settings(), current_principal()
 
 if st.session_state.pop("ask_reset", False):
     st.session_state["ask_question"] = ""
@@ -73,7 +73,8 @@ def ask_and_store(question: str) -> None:
     with st.spinner("Checking which passages support the answer…"):
         support = analyze_support(settings, answer.answer, [p["text"] for p in answer.passages])
     with sessions() as session:
-        record = record_from_answer(session, answer=answer, settings=settings, support=support)
+        record = record_from_answer(session, answer=answer, settings=settings, support=support,
+                                    created_by=principal.name)
     st.session_state["ask_record_id"] = record.id
 
 
@@ -105,13 +106,12 @@ if record_id is None:
 with sessions() as session:
     record = get_record(session, record_id=record_id)
 show_record(record)
-annotator = st.session_state.get("annotator") or "annotator"
 
 
 def moved_on(verdict: str) -> None:
     with sessions() as session:
         stored = get_record(session, record_id=record_id)
-    mine = next(a for a in stored.annotations if a.annotator == annotator)
+    mine = next(a for a in stored.annotations if a.annotator == principal.name)
     st.session_state["ask_saved"] = {
         "verdict": verdict, "question": stored.question, "answer": stored.answer, "corrected": mine.corrected_answer,
     }
@@ -120,4 +120,4 @@ def moved_on(verdict: str) -> None:
     st.rerun()
 
 
-verdict_controls(record, sessions, annotator, key="ask_panel", on_saved=moved_on, search=evidence_search(asker))
+verdict_controls(record, sessions, principal, key="ask_panel", on_saved=moved_on, search=evidence_search(asker))

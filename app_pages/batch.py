@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, app_settings, document_ids
+from loupe.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
 from loupe.settings import RETRIEVAL_MODES
 from loupe.text_safety import escape_markdown
 from review.batch import answered_ids, run_batch
@@ -12,7 +12,7 @@ from review.errors import ReviewError
 from review.models import Run
 from review.record_files import RecordParseError, parse_question_set
 
-sessions, asker, settings = app_sessions(), app_asker(), app_settings()
+sessions, asker, settings, principal = app_sessions(), app_asker(), app_settings(), current_principal()
 st.title("Batch")
 st.caption("Each question is asked of each document, with retrieval scoped to that document. Every answer is "
            "stored as soon as it exists: a cancelled run resumes where it stopped when started again.")
@@ -48,7 +48,7 @@ if start:
         bar.progress(done / total, text=escape_markdown(f"{done} of {total} · {item}{eta}"))
 
     try:  # a click on Cancel reruns the page, which ends this loop between two questions
-        report = run_batch(sessions, asker, settings, run=run.strip(), questions=questions, doc_ids=doc_ids,
+        report = run_batch(sessions, asker, settings, actor=principal, run=run.strip(), questions=questions, doc_ids=doc_ids,
                        mode=mode, top_k=int(top_k), progress=show)
     except ReviewError as error:
         st.error(escape_markdown(str(error)))

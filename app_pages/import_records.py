@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from loupe.app_state import app_sessions
+from loupe.app_state import app_sessions, current_principal
 from loupe.text_safety import escape_markdown
 from review.importer import Importer, default_run_name
 from review.record_files import RecordParseError, decode_text, parse_question_set
 from review.verdict_files import parse_label_map
 
-sessions = app_sessions()
+sessions, principal = app_sessions(), current_principal()
 st.title("Import")
 st.caption("Prompt records (context, `Question:`, `Helpful Answer:`), answer-only records (`Answer:::`), JSONL records "
            "`{id, question, answer, contexts, doc_id, meta}`, and verdicts: a CSV with `Unique_ID` and `decision`, or "
@@ -29,7 +29,7 @@ with st.form("import_form"):
     model = right.text_input("Generator that wrote the answers", key="import_model",
                              placeholder="default: the records' folder name, or meta.model")
     annotator = left.text_input("Verdicts are by", key="import_annotator",
-                                value=st.session_state.get("annotator") or "",
+                                value=principal.name,
                                 help="The annotator whose verdicts the verdict files hold")
     label_map = right.text_input("Label mapping", key="import_map", placeholder="Yes=accept,No=reject:other",
                                  help="Decision labels to verdicts, on top of the default Yes=accept, No=reject:other")
@@ -55,7 +55,7 @@ if submitted:
             paths.append(path)
         run_name = run.strip() or default_run_name(paths)
         bar = st.progress(0.0, text="Reading files…")
-        importer = Importer(sessions, run=run_name, annotator=annotator.strip() or None, questions=questions,
+        importer = Importer(sessions, actor=principal, run=run_name, annotator=annotator.strip() or None, questions=questions,
                             label_map=mapping, model=model.strip() or None)
         report = importer.import_paths(
             [folder], progress=lambda done, total, what: bar.progress(done / max(total, 1), text=f"{what}: {done} of {total}"))

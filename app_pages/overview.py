@@ -5,16 +5,16 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from loupe.app_state import app_sessions
+from loupe.app_state import app_sessions, current_principal
 from review.overview import COUNT_COLUMNS, by, compare_runs, status_counts
 from review.queue import queue_facets
 
-sessions = app_sessions()
-annotator = st.session_state.get("annotator") or "annotator"
+sessions, principal = app_sessions(), current_principal()
+annotator = principal.name
 st.title("Overview")
 
 with sessions() as session:
-    runs = queue_facets(session).runs
+    runs = queue_facets(session, actor=principal).runs
 if not runs:
     st.info("No runs yet: import RAG outputs on the Import page, or run a batch.")
     st.stop()
@@ -22,9 +22,10 @@ if not runs:
 left, right = st.columns(2)
 run = left.selectbox("Run", runs, key="overview_run")
 viewer = right.text_input("Verdicts of", value=annotator, key="overview_viewer",
-                          help="Whose verdicts are counted (imported verdicts are under the name given at import)")
+                          help="Whose verdicts are counted (imported verdicts are under the name given at import)",
+                          disabled=not principal.sees_everyone)
 with sessions() as session:
-    counts = status_counts(session, [run], viewer)
+    counts = status_counts(session, [run], viewer, actor=principal)
 
 total = int(counts["records"].sum())
 reviewed = int(counts.loc[counts["status"] != "unreviewed", "records"].sum())
@@ -59,7 +60,7 @@ if not others:
     st.stop()
 second = st.selectbox("Compare with", others, key="overview_second")
 with sessions() as session:
-    comparison = compare_runs(session, run, second, viewer)
+    comparison = compare_runs(session, run, second, viewer, actor=principal)
 if comparison.empty:
     st.info("These two runs share no question on the same document.")
     st.stop()

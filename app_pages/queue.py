@@ -6,19 +6,20 @@ import time
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, app_settings, document_ids, evidence_search
+from loupe.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from loupe.text_safety import escape_markdown
 from review.analysis import ensure_support
 from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unreviewed, queue_entries, queue_facets
-from review.records import attach_passages, get_record
+from review.errors import ReviewError
+from review.records import attach_passages, open_record
 from ui.review_panel import show_record, verdict_controls
 
-sessions, asker, settings = app_sessions(), app_asker(), app_settings()
-annotator = st.session_state.get("annotator") or "annotator"
+sessions, asker, settings, principal = app_sessions(), app_asker(), app_settings(), current_principal()
+annotator = principal.name
 
 st.title("Queue")
 with sessions() as session:
-    facets = queue_facets(session, tuple(st.session_state.get("queue_runs") or ()))
+    facets = queue_facets(session, tuple(st.session_state.get("queue_runs") or ()), actor=principal)
 
 with st.expander("Filters and order", expanded=not st.session_state.get("queue_record")):
     left, middle, right = st.columns(3)
@@ -31,14 +32,15 @@ with st.expander("Filters and order", expanded=not st.session_state.get("queue_r
     search = left.text_input("Search question, answer and passages", key="queue_search")
     sort = middle.selectbox("Order", list(SORTS), format_func=SORTS.get, key="queue_sort", index=1)
     viewer = right.text_input("Status as judged by", value=annotator, key="queue_viewer",
-                              help="Whose verdicts decide what counts as reviewed")
+                              help="Whose verdicts decide what counts as reviewed", disabled=not principal.sees_everyone)
 
 if facets.unanalysed:
     st.caption(f"{facets.unanalysed} records are not analysed for support yet: each is analysed when first shown, "
                "or all at once with `python cli.py analyze`. Support filters and the riskiest-first order only see "
                "analysed records.")
 
-flt = QueueFilter(annotator=viewer or annotator, runs=tuple(runs), questions=tuple(questions), doc_ids=tuple(doc_ids),
+flt = QueueFilter(annotator=(viewer or annotator) if principal.sees_everyone else annotator, runs=tuple(runs),
+                  questions=tuple(questions), doc_ids=tuple(doc_ids),
                   statuses=tuple(statuses), generators=tuple(generators), support=support, search=search, sort=sort)
 REFRESH_S = 30  # others' verdicts show up within this long; one's own at once
 
@@ -50,15 +52,19 @@ def current_entries() -> list[tuple[str, str]]:
     if cached and cached[0] == flt and time.monotonic() - cached[1] < REFRESH_S:
         return cached[2]
     with sessions() as session:
-        fresh = queue_entries(session, flt)
+        fresh = queue_entries(session, flt, actor=principal)
     st.session_state["queue_cache"] = (flt, time.monotonic(), fresh)
     return fresh
 
 
 entries = current_entries()
 if not entries:
-    st.info("No record matches these filters." if facets.runs else
-            "No records yet: import RAG outputs on the Import page, or run a batch.")
+    if principal.sees_everyone:
+        st.info("No record matches these filters." if facets.runs else
+                "No records yet: import RAG outputs on the Import page, or run a batch.")
+    else:
+        st.info("No record assigned to you matches these filters. Records reach your queue when an admin assigns "
+                "them to you (Progress page, or `cli.py assign`).")
     st.stop()
 
 ids = [record_id for record_id, _ in entries]
@@ -90,8 +96,13 @@ if nav[3].button("Next unreviewed", key="queue_next_unreviewed", shortcut="Alt+N
     if target is not None:
         go_to(target)
 
-with sessions() as session:
-    record = get_record(session, record_id=ids[position])
+try:
+    with sessions() as session:
+        record, _visible = open_record(session, actor=principal, record_id=ids[position])
+except ReviewError as error:  # deleted or unassigned since the queue was read
+    st.session_state.pop("queue_cache", None)
+    st.error(escape_markdown(str(error)))
+    st.stop()
 st.session_state["queue_record"] = record.id
 status = entries[position][1]
 meta = " · ".join(escape_markdown(part) for part in (
@@ -134,4 +145,4 @@ def moved_on(verdict: str) -> None:
 saved = st.session_state.pop("queue_saved", None)
 if saved:
     st.success(escape_markdown(saved))
-verdict_controls(record, sessions, annotator, key="queue_panel", on_saved=moved_on, search=evidence_search(asker))
+verdict_controls(record, sessions, principal, key="queue_panel", on_saved=moved_on, search=evidence_search(asker))

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, evidence_search
+from loupe.app_state import app_asker, app_sessions, current_principal, evidence_search
 from loupe.text_safety import escape_markdown
+from review.access import visible_annotations
 from review.export import FORMATS, export_bytes
-from review.records import get_record, recent_records
+from review.records import open_record, recent_records
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
 
-sessions, asker = app_sessions(), app_asker()
-annotator = st.session_state.get("annotator") or "annotator"
+sessions, asker, principal = app_sessions(), app_asker(), current_principal()
 
 st.title("Records")
 with sessions() as session:
-    records = recent_records(session)
+    records = recent_records(session, actor=principal)
 
-with st.expander("Export"):
-    fmt = st.radio("Format", FORMATS, horizontal=True, key="records_export_format")
-    with sessions() as session:
-        data, count = export_bytes(session, fmt)
-    st.download_button(f"Download {count} records ({fmt})", data=data, file_name=f"loupe-records.{fmt}",
-                       mime={"jsonl": "application/jsonl", "csv": "text/csv"}.get(fmt, "application/octet-stream"),
-                       key="records_download")
+if principal.has("admin"):  # the export holds everyone's verdicts
+    with st.expander("Export"):
+        fmt = st.radio("Format", FORMATS, horizontal=True, key="records_export_format")
+        with sessions() as session:
+            data, count = export_bytes(session, fmt, actor=principal)
+        st.download_button(f"Download {count} records ({fmt})", data=data, file_name=f"loupe-records.{fmt}",
+                           mime={"jsonl": "application/jsonl", "csv": "text/csv"}.get(fmt, "application/octet-stream"),
+                           key="records_download")
 
 if not records:
     st.info("No records yet: ask a question on the Ask page.")
@@ -31,17 +32,20 @@ if not records:
 
 
 def label(record) -> str:
-    verdicts = ", ".join(f"{a.annotator}: {a.verdict}" for a in record.annotations) or "unreviewed"
+    shown = visible_annotations(principal, record.annotations)
+    verdicts = ", ".join(f"{a.annotator}: {a.verdict}" for a in shown) or "unreviewed"
     return f"{record.created_at:%Y-%m-%d %H:%M} · {record.question[:80]} · {verdicts}"  # selectbox shows plain text
 
 
 record_id = st.selectbox("Record", [r.id for r in records], key="records_selected",
                          format_func=lambda rid: label(next(r for r in records if r.id == rid)))
 with sessions() as session:
-    record = get_record(session, record_id=record_id)
-    history = {a.annotator: list(a.history) for a in record.annotations}
+    record, visible = open_record(session, actor=principal, record_id=record_id)
+    history = {a.annotator: list(a.history) for a in visible}
 
-for annotation in record.annotations:
+if len(visible) < len(record.annotations):
+    st.caption("Blind review: other people's verdicts on this record show once you have saved yours.")
+for annotation in visible:
     with st.container(border=True):
         st.markdown(f"**{escape_markdown(annotation.annotator)}** · {annotation.verdict} · version "
                     f"{annotation.version} · {annotation.updated_at:%Y-%m-%d %H:%M}")
@@ -55,5 +59,5 @@ for annotation in record.annotations:
             st.caption(f"earlier: version {version.version} · {version.verdict} · {version.recorded_at:%Y-%m-%d %H:%M}")
 
 show_record(record)
-verdict_controls(record, sessions, annotator, key="records_panel", on_saved=lambda verdict: st.rerun(),
+verdict_controls(record, sessions, principal, key="records_panel", on_saved=lambda verdict: st.rerun(),
                  search=evidence_search(asker))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
-
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,14 +37,6 @@ def document_ids(asker: Asker) -> list[str]:
     return sorted(count_by_document(asker.bundle.store))
 
 
-def default_annotator() -> str:
-    """Single-user mode: annotations are recorded under LOUPE_ANNOTATOR or the login name."""
-    try:
-        return os.environ.get("LOUPE_ANNOTATOR") or getpass.getuser()
-    except OSError:
-        return "annotator"
-
-
 def evidence_search(asker: Asker):
     """BM25 search within a document scope, for attaching evidence the retriever missed."""
     from loupe.qa import passage_record
@@ -56,3 +45,8 @@ def evidence_search(asker: Asker):
         return [passage_record(doc) for doc in asker.retrieve(query, doc_ids=scope or None, mode="bm25", top_k=5)]
 
     return search
+
+
+def current_principal():
+    """The acting user of this browser session, set by app.py before any page runs (see review.access)."""
+    return st.session_state["principal"]

@@ -28,6 +28,7 @@ Answer:"""
 BACKENDS = ("embedded", "elasticsearch")
 GENERATOR_KINDS = ("transformers", "openai", "extractive")
 RETRIEVAL_MODES = ("hybrid", "bm25", "dense")
+AUTH_MODES = ("password", "off")  # unset: password when DATABASE_URL names a server, off for SQLite
 
 
 class SettingsError(ValueError):
@@ -59,6 +60,7 @@ class Settings:
     chunk_overlap_words: int = 30
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     extractive_min_similarity: float = 0.35
+    auth: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -70,6 +72,8 @@ class Settings:
         """Raise SettingsError on the first value that cannot work."""
         _require_choice("backend", self.backend, BACKENDS)
         _require_choice("generator_kind", self.generator_kind, GENERATOR_KINDS)
+        if self.auth:
+            _require_choice("auth", self.auth, AUTH_MODES)
         for name in ("top_k_bm25", "top_k_dense", "top_k", "chunk_words", "rrf_k", "generator_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -14,6 +14,8 @@ the database, so they act as an admin.
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -47,6 +49,14 @@ class Principal:
         return self.has("reviewer")
 
 
+def local_user_name() -> str:
+    """The name of the person at this machine: LOUPE_ANNOTATOR, else the login name."""
+    try:
+        return os.environ.get("LOUPE_ANNOTATOR") or getpass.getuser()
+    except OSError:
+        return "annotator"
+
+
 def require_role(actor: Principal, role: str, action: str) -> None:
     """:raises PermissionDeniedError: `actor` is below `role`."""
     if not actor.has(role):
@@ -58,6 +68,12 @@ def require_acting_as(actor: Principal, annotator: str, action: str) -> None:
     """Only admins act under someone else's name (imported verdicts); everyone else acts as themselves."""
     if annotator != actor.name and not actor.has("admin"):
         raise PermissionDeniedError(f"{actor.name} may not {action} as {annotator}")
+
+
+def require_viewing_as(actor: Principal, annotator: str) -> None:
+    """Statuses through someone else's verdicts (a queue "as judged by", counts) are for reviewers and admins."""
+    if annotator != actor.name:
+        require_role(actor, "reviewer", f"see records as judged by {annotator}")
 
 
 def own_records(actor: Principal):

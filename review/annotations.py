@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from review.access import Principal, require_acting_as, require_record
 from review.errors import ConflictError, InvalidVerdictError
 from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersion, utcnow
 from review.records import get_record
@@ -21,6 +22,7 @@ _STATE_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment"
 def record_verdict(
     session: Session,
     *,
+    actor: Principal,
     record_id: str,
     annotator: str,
     verdict: str,
@@ -34,13 +36,17 @@ def record_verdict(
 ) -> Annotation:
     """Store `annotator`'s verdict on a record and commit it.
 
+    :param actor: who is saving: themselves as `annotator` on a record they may judge, or an admin (imports).
     :param expected_version: the annotation version the caller last saw, None when it saw none; if the
         annotation is no longer in that state, someone saved in between and nothing is written.
     :raises NotFoundError: no such record.
     :raises InvalidVerdictError: the verdict lacks what it needs.
     :raises ConflictError: the annotation changed since the caller read it.
+    :raises PermissionDeniedError: `actor` may not judge this record, or not under this name.
     """
     record = get_record(session, record_id=record_id)
+    require_acting_as(actor, (annotator or "").strip(), "record verdicts")
+    require_record(session, actor, record_id, "judge this record")
     fields = _validated(record.answer, annotator, verdict, corrected_answer, reason, comment, passage_marks,
                         len(record.passages), evidence, seconds)
     current = session.scalar(

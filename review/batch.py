@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from loupe.qa import Asker
 from loupe.settings import Settings
+from review.access import Principal, require_role
 from review.errors import ReviewError
 from review.models import Record, Run, utcnow
 from review.record_files import Question
@@ -81,10 +82,12 @@ def answered_ids(sessions, run: str) -> set[str]:
 
 
 def run_batch(
-    sessions, asker: Asker, settings: Settings, *, run: str, questions: list[Question], doc_ids: list[str],
-    mode: str, top_k: int, progress: BatchProgress | None = None, should_stop: Callable[[], bool] = lambda: False,
+    sessions, asker: Asker, settings: Settings, *, actor: Principal, run: str, questions: list[Question],
+    doc_ids: list[str], mode: str, top_k: int, progress: BatchProgress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> BatchReport:
-    """Answer every (document, question) pair of the run that has no record yet."""
+    """Answer every (document, question) pair of the run that has no record yet. Admins only."""
+    require_role(actor, "admin", "start batch runs")
     if not questions or not doc_ids:
         raise ReviewError("a batch needs at least one question and one document")
     open_run(sessions, run, questions, doc_ids, run_settings(settings, asker, mode, top_k))

@@ -25,6 +25,13 @@ def database_url(settings: Settings, env: dict[str, str] | None = None) -> str:
     return env.get("DATABASE_URL") or f"sqlite:///{(settings.data_dir / 'review.sqlite3').resolve()}"
 
 
+def auth_required(settings: Settings) -> bool:
+    """LOUPE_AUTH=password|off; unset, logins are required whenever the database is a shared server."""
+    if settings.auth:
+        return settings.auth == "password"
+    return not database_url(settings).startswith("sqlite")
+
+
 def make_engine(url: str) -> Engine:
     """An engine with SQLite set up for safe concurrent use (foreign keys, WAL, a busy timeout)."""
     if url.startswith("sqlite"):

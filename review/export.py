@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from review.models import Annotation, Record
+from review.access import Principal, require_role
+from review.models import Adjudication, Annotation, Record
 
 FORMATS = ("jsonl", "csv", "parquet")
 PASSAGE_FIELDS = ("text", "doc_id", "title", "page", "score", "ranks")
@@ -30,8 +31,8 @@ def annotation_row(annotation: Annotation) -> dict[str, Any]:
     return row
 
 
-def record_row(record: Record) -> dict[str, Any]:
-    """The JSONL object of a record."""
+def record_row(record: Record, adjudication: Adjudication | None) -> dict[str, Any]:
+    """The JSONL object of a record; its final verdict and answer are those of its adjudication, if any."""
     return {
         "record_id": record.external_id or record.id,
         "run": record.run,
@@ -43,7 +44,9 @@ def record_row(record: Record) -> dict[str, Any]:
         "passages": [{name: passage.get(name) for name in PASSAGE_FIELDS} for passage in record.passages],
         "support": (record.support or {}).get("sentences"),
         "annotations": [annotation_row(annotation) for annotation in record.annotations],
-        "final_verdict": record.final_verdict,
+        "final_verdict": adjudication.verdict if adjudication else None,
+        "final_answer": adjudication.final_answer if adjudication else None,
+        "final_source": "adjudication" if adjudication else None,
         "prompt": record.prompt,
         "settings": record.settings,
         "created_at": _iso(record.created_at),
@@ -52,11 +55,12 @@ def record_row(record: Record) -> dict[str, Any]:
 
 def iter_records(session: Session, run: str | None = None, batch: int = 500) -> Iterator[dict[str, Any]]:
     """Records as JSONL rows in creation order, read in batches so that large databases stream."""
-    query = select(Record).options(selectinload(Record.annotations)).order_by(Record.created_at, Record.id)
+    query = (select(Record, Adjudication).outerjoin(Adjudication, Adjudication.record_id == Record.id)
+             .options(selectinload(Record.annotations)).order_by(Record.created_at, Record.id))
     if run is not None:
         query = query.where(Record.run == run)
-    for record in session.scalars(query.execution_options(yield_per=batch)):
-        yield record_row(record)
+    for record, adjudication in session.execute(query.execution_options(yield_per=batch)):
+        yield record_row(record, adjudication)
 
 
 def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -67,6 +71,7 @@ def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             "question_id": row["question_id"], "question": row["question"],
             "answer": row["answer"], "generator_kind": row["generator"]["kind"],
             "generator_model": row["generator"]["model"], "final_verdict": row["final_verdict"],
+            "final_answer": row["final_answer"], "final_source": row["final_source"],
             "passages": json.dumps(row["passages"], ensure_ascii=False),
             "support": json.dumps(row["support"], ensure_ascii=False),
         }
@@ -78,15 +83,17 @@ def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield flat
 
 
-def export(session: Session, fmt: str, out: Path, run: str | None = None) -> int:
+def export(session: Session, fmt: str, out: Path, run: str | None = None, *, actor: Principal) -> int:
     """Write the export to a file; returns the number of records. :raises ValueError: on an unknown format."""
-    data, count = export_bytes(session, fmt, run)
+    data, count = export_bytes(session, fmt, run, actor=actor)
     out.write_bytes(data)
     return count
 
 
-def export_bytes(session: Session, fmt: str, run: str | None = None) -> tuple[bytes, int]:
-    """The export as bytes (for a download button or stdout) and the number of records in it."""
+def export_bytes(session: Session, fmt: str, run: str | None = None, *, actor: Principal) -> tuple[bytes, int]:
+    """The export as bytes (for a download button or stdout) and the number of records in it. Admins only:
+    it holds everyone's verdicts."""
+    require_role(actor, "admin", "export records")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     rows = list(iter_records(session, run))
@@ -103,4 +110,4 @@ def export_bytes(session: Session, fmt: str, run: str | None = None) -> tuple[by
 
 
 FLAT_COLUMNS = ["record_id", "run", "doc_id", "question_id", "question", "answer", "generator_kind", "generator_model",
-                "final_verdict", "passages", "support", *ANNOTATION_FIELDS]
+                "final_verdict", "final_answer", "final_source", "passages", "support", *ANNOTATION_FIELDS]

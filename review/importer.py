@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from review.access import Principal, require_role
 from review.annotations import UNCHECKED, record_verdict
 from review.errors import ReviewError
 from review.models import Annotation, Record, Run, utcnow
@@ -144,11 +145,15 @@ class Importer:
     """Imports record and verdict files into one run of the review database."""
 
     def __init__(
-        self, sessions, *, run: str, annotator: str | None = None, questions: list[Question] | None = None,
-        label_map: dict[str, tuple[str, str | None]] | None = None, model: str | None = None,
+        self, sessions, *, actor: Principal, run: str, annotator: str | None = None,
+        questions: list[Question] | None = None, label_map: dict[str, tuple[str, str | None]] | None = None,
+        model: str | None = None,
     ):
+        """:raises PermissionDeniedError: only admins import."""
         from review.verdict_files import DEFAULT_LABEL_MAP
 
+        require_role(actor, "admin", "import records")
+        self.actor = actor
         if not run.strip():
             raise ValueError("the run name is empty")
         self.sessions, self.run, self.annotator, self.model = sessions, run.strip(), annotator, model
@@ -350,7 +355,8 @@ class Importer:
             report.verdicts["unchanged"] += 1
             return
         try:
-            record_verdict(session, record_id=record_id, annotator=annotator, expected_version=UNCHECKED, **wanted)
+            record_verdict(session, actor=self.actor, record_id=record_id, annotator=annotator,
+                           expected_version=UNCHECKED, **wanted)
         except ReviewError as error:
             report.failures.append(ImportProblem(origin, str(error), row.line))
             return

@@ -6,20 +6,23 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from review.access import Principal, readable_records, require_viewing_as
 from review.models import Annotation, Record
 from review.queue import STATUSES, status_column
 
 COUNT_COLUMNS = [status for status in STATUSES]
 
 
-def status_counts(session: Session, runs: list[str], annotator: str) -> pd.DataFrame:
-    """One row per (run, question, document, status) with the number of records, as judged by `annotator`."""
+def status_counts(session: Session, runs: list[str], annotator: str, *, actor: Principal) -> pd.DataFrame:
+    """One row per (run, question, document, status) with the number of records, as judged by `annotator`
+    (an annotator counts only their own records, by their own verdicts)."""
+    require_viewing_as(actor, annotator)
     mine = Annotation.__table__.alias("mine")
     status = status_column(mine).label("status")
     query = (
         select(Record.run, Record.question_id, Record.question, Record.doc_id, status, func.count().label("records"))
         .outerjoin(mine, and_(mine.c.record_id == Record.id, mine.c.annotator == annotator))
-        .where(Record.run.in_(runs))
+        .where(Record.run.in_(runs), *readable_records(actor))
         .group_by(Record.run, Record.question_id, Record.question, Record.doc_id, status)
     )
     rows = session.execute(query).all()
@@ -38,9 +41,9 @@ def by(counts: pd.DataFrame, key: str) -> pd.DataFrame:
     return table.reset_index()
 
 
-def compare_runs(session: Session, first: str, second: str, annotator: str) -> pd.DataFrame:
+def compare_runs(session: Session, first: str, second: str, annotator: str, *, actor: Principal) -> pd.DataFrame:
     """Acceptance per question in two runs, on the questions and documents both runs cover."""
-    counts = status_counts(session, [first, second], annotator)
+    counts = status_counts(session, [first, second], annotator, actor=actor)
     pairs = {run: set(zip(group["question"], group["doc_id"])) for run, group in counts.groupby("run")}
     shared = pairs.get(first, set()) & pairs.get(second, set())
     common = counts[[(q, d) in shared for q, d in zip(counts["question"], counts["doc_id"])]]

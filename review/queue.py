@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, and_, case, cast, func, literal, or_, select, Text
 from sqlalchemy.orm import Session
 
+from review.access import Principal, readable_records, require_viewing_as
 from review.models import Annotation, Record, Run
 
 STATUSES = {"unreviewed": None, "accepted": "accept", "corrected": "correct", "rejected": "reject"}
@@ -51,12 +52,15 @@ def status_column(annotation):
     return case(*((annotation.c.verdict == v, literal(s)) for v, s in verdict_to_status.items()), else_=literal("unreviewed"))
 
 
-def queue_query(flt: QueueFilter) -> Select:
-    """SELECT record id, status for the filter, in the filter's order."""
+def queue_query(flt: QueueFilter, actor: Principal) -> Select:
+    """SELECT record id, status for the filter, in the filter's order: an annotator's queue holds the records
+    assigned to them (and those they asked), reviewers' and admins' every record."""
+    require_viewing_as(actor, flt.annotator)
     mine = Annotation.__table__.alias("mine")
     query = (
         select(Record.id, status_column(mine).label("status"))
         .outerjoin(mine, and_(mine.c.record_id == Record.id, mine.c.annotator == flt.annotator))
+        .where(*readable_records(actor))
     )
     if flt.runs:
         query = query.where(Record.run.in_(flt.runs))
@@ -109,9 +113,9 @@ def _order(sort: str) -> list:
     return [*orders[sort], Record.id]
 
 
-def queue_entries(session: Session, flt: QueueFilter) -> list[tuple[str, str]]:
+def queue_entries(session: Session, flt: QueueFilter, *, actor: Principal) -> list[tuple[str, str]]:
     """(record id, status) of every record in the queue, in order."""
-    return [(row.id, row.status) for row in session.execute(queue_query(flt))]
+    return [(row.id, row.status) for row in session.execute(queue_query(flt, actor))]
 
 
 def next_unreviewed(entries: list[tuple[str, str]], after: int) -> int | None:
@@ -135,19 +139,22 @@ class QueueFacets:
     unanalysed: int
 
 
-def queue_facets(session: Session, runs: tuple[str, ...] = ()) -> QueueFacets:
-    """Distinct filter values (within the chosen runs, so that the lists stay short)."""
+def queue_facets(session: Session, runs: tuple[str, ...] = (), *, actor: Principal) -> QueueFacets:
+    """Distinct filter values (within the chosen runs, so that the lists stay short) of the records `actor` may
+    open."""
+    readable = readable_records(actor)
+
     def distinct(column) -> list[str]:
-        query = select(column).where(column.is_not(None)).distinct().order_by(column)
+        query = select(column).where(column.is_not(None), *readable).distinct().order_by(column)
         if runs:
             query = query.where(Record.run.in_(runs))
         return [value for value in session.scalars(query) if value != ""]
 
-    unanalysed = select(func.count()).select_from(Record).where(Record.support.is_(None))
+    unanalysed = select(func.count()).select_from(Record).where(Record.support.is_(None), *readable)
     if runs:
         unanalysed = unanalysed.where(Record.run.in_(runs))
     return QueueFacets(
-        runs=sorted(set(session.scalars(select(Run.name))) | set(distinct(Record.run))),
+        runs=sorted((set(session.scalars(select(Run.name))) if actor.sees_everyone else set()) | set(distinct(Record.run))),
         questions=distinct(Record.question), doc_ids=distinct(Record.doc_id),
         generators=distinct(Record.generator_model), unanalysed=session.scalar(unanalysed),
     )

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from loupe.settings import Settings
 from review.errors import NotFoundError, ReviewError
-from review.models import Record, utcnow
+from review.access import Principal, readable_records, require_record, visible_annotations
+from review.models import Annotation, Record, utcnow
 
 if TYPE_CHECKING:  # the pipelines are heavy to import; importing and exporting records does not need them
     from loupe.qa import Answer
@@ -42,9 +43,9 @@ def settings_snapshot(settings: Settings, **overrides: Any) -> dict[str, Any]:
 def record_from_answer(
     session: Session, *, answer: Answer, settings: Settings, support: dict[str, Any] | None = None,
     run: str | None = None, record_id: str | None = None, external_id: str | None = None,
-    question_id: str | None = None,
+    question_id: str | None = None, created_by: str | None = None,
 ) -> Record:
-    """Store an answered question as a record and commit it."""
+    """Store an answered question as a record and commit it; `created_by` (who asked) may review it."""
     record_id = record_id or f"ask-{uuid.uuid4().hex[:12]}"
     record = Record(
         id=record_id,
@@ -62,6 +63,7 @@ def record_from_answer(
         settings=settings_snapshot(settings, mode=answer.mode, top_k_used=len(answer.passages)),
         meta={"timings": dict(answer.timings)},
         question_id=question_id,
+        created_by=created_by,
     )
     if support is not None:
         apply_support(record, support)
@@ -111,7 +113,17 @@ def apply_support(record: Record, support: dict[str, Any]) -> None:
     record.abstains = bool(support.get("abstains"))
 
 
-def recent_records(session: Session, *, limit: int = 200) -> list[Record]:
-    """The newest records with their annotations, newest first."""
-    query = select(Record).options(selectinload(Record.annotations)).order_by(Record.created_at.desc()).limit(limit)
+def recent_records(session: Session, *, actor: Principal, limit: int = 200) -> list[Record]:
+    """The newest records `actor` may open, with their annotations, newest first."""
+    query = (select(Record).where(*readable_records(actor)).options(selectinload(Record.annotations))
+             .order_by(Record.created_at.desc()).limit(limit))
     return list(session.scalars(query))
+
+
+def open_record(session: Session, *, actor: Principal, record_id: str) -> tuple[Record, list[Annotation]]:
+    """A record for `actor` to look at, with the annotations they may see (blind review).
+
+    :raises NotFoundError: no such record. :raises PermissionDeniedError: an annotator's record it is not."""
+    record = get_record(session, record_id=record_id)
+    require_record(session, actor, record_id, "open this record")
+    return record, visible_annotations(actor, record.annotations)

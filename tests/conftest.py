@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from loupe.settings import Settings
+from review.access import Principal
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the test suite may download anything
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -65,3 +66,5 @@ def run_app(monkeypatch, data_dir: Path, **env: str):
     at.run()
     assert not at.exception, at.exception
     return at
+
+ADMIN = Principal("admin", "admin")  # the acting user of tests that call data functions with full rights

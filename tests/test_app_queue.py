@@ -13,7 +13,7 @@ from review.db import open_database
 from review.importer import Importer
 from review.models import Annotation, Record
 from review.record_files import Question
-from tests.conftest import DEMO_CORPUS, run_app
+from tests.conftest import ADMIN, DEMO_CORPUS, run_app
 
 pytestmark = pytest.mark.slow
 
@@ -45,12 +45,12 @@ def write_records(folder, run_docs=DOCS, unsupported_doc="coral_reef_segmentatio
 @pytest.fixture
 def data_dir(demo_data_dir, tmp_path):
     sessions = open_database(Settings(data_dir=demo_data_dir))
-    report = Importer(sessions, run="first").import_paths([write_records(tmp_path)])
+    report = Importer(sessions, actor=ADMIN, run="first").import_paths([write_records(tmp_path)])
     assert report.records["added"] == 6
     (tmp_path / "answers").mkdir()
     (tmp_path / "answers" / "Publication_sonar_fish_counting.pdf_CQ2.txt").write_text(
         "Answer:::\nAnswer: An NVIDIA GPU.\n", encoding="utf-8")
-    report = Importer(sessions, run="answers", questions=[Question("Q1", QUESTIONS[0]), Question("Q2", QUESTIONS[1])]
+    report = Importer(sessions, actor=ADMIN, run="answers", questions=[Question("Q1", QUESTIONS[0]), Question("Q2", QUESTIONS[1])]
                       ).import_paths([tmp_path / "answers"])
     assert report.records["added"] == 1
     return demo_data_dir
@@ -164,7 +164,7 @@ def test_overview_counts_and_comparison(app, data_dir, tmp_path):
     app.button(key="queue_panel_accept").click().run()
     second = tmp_path / "second"
     second.mkdir()
-    Importer(open_database(Settings(data_dir=data_dir)), run="second").import_paths([write_records(second)])
+    Importer(open_database(Settings(data_dir=data_dir)), actor=ADMIN, run="second").import_paths([write_records(second)])
     app.switch_page("app_pages/overview.py").run()
     assert not app.exception
     app.selectbox(key="overview_run").select("first").run()

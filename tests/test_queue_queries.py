@@ -8,6 +8,7 @@ from review.annotations import record_verdict
 from review.importer import Importer
 from review.queue import QueueFilter, next_unreviewed, queue_entries
 from review.records import apply_support, get_record
+from tests.conftest import ADMIN
 from tests.db_fixtures import db_url, sessions  # noqa: F401
 
 RECORDS = [
@@ -23,13 +24,13 @@ RECORDS = [
 def imported(sessions, tmp_path):  # noqa: F811
     path = tmp_path / "records.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in RECORDS), encoding="utf-8")
-    assert Importer(sessions, run="r").import_paths([path]).records["added"] == 3
+    assert Importer(sessions, actor=ADMIN, run="r").import_paths([path]).records["added"] == 3
     return sessions
 
 
 def ids(sessions, **criteria) -> list[str]:  # noqa: F811
     with sessions() as session:
-        return [rid.split("/", 1)[1] for rid, _ in queue_entries(session, QueueFilter(annotator="me", **criteria))]
+        return [rid.split("/", 1)[1] for rid, _ in queue_entries(session, QueueFilter(annotator="me", **criteria), actor=ADMIN)]
 
 
 def test_filters_orders_and_search(sessions, tmp_path):  # noqa: F811
@@ -45,8 +46,8 @@ def test_filters_orders_and_search(sessions, tmp_path):  # noqa: F811
 def test_status_is_per_annotator_and_support_orders_risk(sessions, tmp_path):  # noqa: F811
     imported(sessions, tmp_path)
     with sessions() as session:
-        record_verdict(session, record_id="r/a", annotator="me", verdict="accept")
-        record_verdict(session, record_id="r/b", annotator="someone else", verdict="reject", reason="wrong")
+        record_verdict(session, actor=ADMIN, record_id="r/a", annotator="me", verdict="accept")
+        record_verdict(session, actor=ADMIN, record_id="r/b", annotator="someone else", verdict="reject", reason="wrong")
         for record_id, unsupported in (("r/b", 2), ("r/c", 0)):
             record = get_record(session, record_id=record_id)
             apply_support(record, {"unsupported_count": unsupported, "abstains": False, "sentences": []})
@@ -57,7 +58,7 @@ def test_status_is_per_annotator_and_support_orders_risk(sessions, tmp_path):  #
     assert ids(sessions, support="unsupported") == ["b"]
     assert ids(sessions, support="unanalysed") == ["a"]
     with sessions() as session:
-        entries = queue_entries(session, QueueFilter(annotator="me", sort="document"))
+        entries = queue_entries(session, QueueFilter(annotator="me", sort="document"), actor=ADMIN)
     assert [e[1] for e in entries] == ["accepted", "unreviewed", "unreviewed"]
     assert next_unreviewed(entries, 0) == 1 and next_unreviewed(entries, 2) == 1, "wraps around"
     assert next_unreviewed([("x", "accepted")], 0) is None

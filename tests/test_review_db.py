@@ -15,6 +15,7 @@ from review.errors import ConflictError, InvalidVerdictError, NotFoundError
 from review.export import export_bytes
 from review.models import Annotation, AnnotationVersion
 from review.records import get_record, record_from_answer
+from tests.conftest import ADMIN
 from tests.db_fixtures import db_url, sessions  # noqa: F401  (fixtures)
 
 SUPPORT = {"abstains": False, "sentences": [{"index": 0, "text": "Seeds were fixed.", "supported": True}]}
@@ -60,12 +61,12 @@ def test_record_is_a_full_snapshot(sessions, record_id):  # noqa: F811
 
 def test_verdict_changes_keep_history(sessions, record_id):  # noqa: F811
     with sessions() as session:
-        first = record_verdict(session, record_id=record_id, annotator="ana", verdict="accept",
+        first = record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="accept",
                                passage_marks={"0": "relevant", "1": "not_relevant"}, seconds=12.5)
         assert first.version == 1
-        second = record_verdict(session, record_id=record_id, annotator="ana", verdict="correct",
+        second = record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="correct",
                                 corrected_answer="Seeds were fixed to 42 in all runs.", expected_version=1)
-        third = record_verdict(session, record_id=record_id, annotator="ana", verdict="reject", reason="wrong",
+        third = record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="reject", reason="wrong",
                                comment="too vague", expected_version=2,
                                evidence=[{"id": "p#1", "text": "We used a GPU."}])
         assert third.version == 3
@@ -84,12 +85,12 @@ def test_verdict_changes_keep_history(sessions, record_id):  # noqa: F811
 
 def test_stale_version_is_a_conflict_and_writes_nothing(sessions, record_id):  # noqa: F811
     with sessions() as session:
-        record_verdict(session, record_id=record_id, annotator="ana", verdict="accept")
-        record_verdict(session, record_id=record_id, annotator="ana", verdict="reject", reason="other", expected_version=1)
+        record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="accept")
+        record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="reject", reason="other", expected_version=1)
         with pytest.raises(ConflictError, match="newer verdict"):
-            record_verdict(session, record_id=record_id, annotator="ana", verdict="accept", expected_version=1)
+            record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="accept", expected_version=1)
         with pytest.raises(ConflictError, match="another tab"):  # a tab opened before any verdict existed
-            record_verdict(session, record_id=record_id, annotator="ana", verdict="accept", expected_version=None)
+            record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="accept", expected_version=None)
     with sessions() as session:
         assert session.scalar(select(Annotation.verdict)) == "reject"
         assert session.scalar(select(func.count()).select_from(AnnotationVersion)) == 1
@@ -111,13 +112,13 @@ def test_invalid_verdicts_store_nothing(sessions, record_id, fields, message):  
     values = {"annotator": "ana", **fields}
     with sessions() as session:
         with pytest.raises(InvalidVerdictError, match=message):
-            record_verdict(session, record_id=record_id, **values)
+            record_verdict(session, actor=ADMIN, record_id=record_id, **values)
         assert session.scalar(select(func.count()).select_from(Annotation)) == 0
 
 
 def test_unknown_record(sessions):  # noqa: F811
     with sessions() as session, pytest.raises(NotFoundError, match="no record 'nope'"):
-        record_verdict(session, record_id="nope", annotator="ana", verdict="accept")
+        record_verdict(session, actor=ADMIN, record_id="nope", annotator="ana", verdict="accept")
 
 
 def test_two_annotators_at_once_never_overwrite(sessions, record_id):  # noqa: F811
@@ -128,7 +129,7 @@ def test_two_annotators_at_once_never_overwrite(sessions, record_id):  # noqa: F
             for verdict in ("accept", "reject", "accept"):
                 with sessions() as session:
                     current = session.scalar(select(Annotation).where(Annotation.annotator == name))
-                    record_verdict(session, record_id=record_id, annotator=name, verdict=verdict, reason="other",
+                    record_verdict(session, actor=ADMIN, record_id=record_id, annotator=name, verdict=verdict, reason="other",
                                    expected_version=current.version if current else None)
         except Exception as error:  # collected and asserted below
             errors.append(error)
@@ -148,9 +149,9 @@ def test_two_annotators_at_once_never_overwrite(sessions, record_id):  # noqa: F
 def test_export_formats(sessions, record_id, tmp_path):  # noqa: F811
     with sessions() as session:
         record_from_answer(session, answer=make_answer(question="Unreviewed?"), settings=Settings(data_dir=tmp_path))
-        record_verdict(session, record_id=record_id, annotator="ana", verdict="correct", corrected_answer="Fixed seeds.")
-        record_verdict(session, record_id=record_id, annotator="ben", verdict="accept")
-        data, count = export_bytes(session, "jsonl")
+        record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="correct", corrected_answer="Fixed seeds.")
+        record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ben", verdict="accept")
+        data, count = export_bytes(session, "jsonl", actor=ADMIN)
         assert count == 2
         rows = [json.loads(line) for line in data.decode().splitlines()]
         reviewed = next(row for row in rows if row["record_id"] == record_id)
@@ -164,13 +165,13 @@ def test_export_formats(sessions, record_id, tmp_path):  # noqa: F811
 
         import pandas as pd
 
-        csv = pd.read_csv(io.BytesIO(export_bytes(session, "csv")[0]))
+        csv = pd.read_csv(io.BytesIO(export_bytes(session, "csv", actor=ADMIN)[0]))
         assert len(csv) == 3  # two annotations + one unannotated record
         assert csv["verdict"].isna().sum() == 1
-        parquet = pd.read_parquet(io.BytesIO(export_bytes(session, "parquet")[0]))
+        parquet = pd.read_parquet(io.BytesIO(export_bytes(session, "parquet", actor=ADMIN)[0]))
         assert sorted(parquet["annotator"].dropna()) == ["ana", "ben"]
         with pytest.raises(ValueError, match="format must be one of"):
-            export_bytes(session, "xml")
+            export_bytes(session, "xml", actor=ADMIN)
 
 
 def test_jsonl_export_loads_with_datasets(sessions, record_id, tmp_path):  # noqa: F811
@@ -182,9 +183,9 @@ def test_jsonl_export_loads_with_datasets(sessions, record_id, tmp_path):  # noq
     with sessions() as session:
         record_from_answer(session, answer=make_answer(question="Second?"), settings=Settings(data_dir=tmp_path),
                            support={"abstains": True, "sentences": []})
-        record_verdict(session, record_id=record_id, annotator="ana", verdict="reject", reason="wrong",
+        record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="reject", reason="wrong",
                        passage_marks={"1": "not_relevant"}, evidence=[{"id": "p#1", "text": "We used a GPU."}])
-        data, _ = export_bytes(session, "jsonl")
+        data, _ = export_bytes(session, "jsonl", actor=ADMIN)
     path = tmp_path / "export.jsonl"
     path.write_bytes(data)
     dataset = load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))

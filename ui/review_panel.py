@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from review.access import Principal
 from review.annotations import record_verdict
 from review.errors import ReviewError
 from review.models import REJECT_REASONS, Record
@@ -78,13 +79,14 @@ def _support_summary(support: dict[str, Any] | None, has_passages: bool) -> None
 
 
 def verdict_controls(
-    record: Record, sessions, annotator: str, key: str, on_saved: Callable[[str], None],
+    record: Record, sessions, principal: Principal, key: str, on_saved: Callable[[str], None],
     search: Callable[[str, list[str]], list[dict[str, Any]]] | None = None,
 ) -> None:
     """Accept / Correct / Reject with passage marks, a comment and attached missing evidence.
 
-    Each verdict is committed before `on_saved` moves the page on.
+    Each verdict is committed before `on_saved` moves the page on; it is recorded under `principal`'s name.
     """
+    annotator = principal.name
     shown_key = f"{key}_shown_at_{record.id}"
     st.session_state.setdefault(shown_key, time.monotonic())
     current = next((a for a in record.annotations if a.annotator == annotator), None)
@@ -101,7 +103,7 @@ def verdict_controls(
         try:
             with sessions() as session:
                 record_verdict(
-                    session, record_id=record.id, annotator=annotator, verdict=verdict, comment=comment,
+                    session, actor=principal, record_id=record.id, annotator=annotator, verdict=verdict, comment=comment,
                     passage_marks=marks, evidence=evidence, seconds=seconds,
                     expected_version=current.version if current else None, **fields,
                 )

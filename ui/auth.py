@@ -1,0 +1,78 @@
+"""Who is using this browser session: a logged-in user (LOUPE_AUTH=password) or the local user (single-user mode).
+
+Streamlit keeps `st.session_state` per browser tab, so a login lasts as long as the tab's session. The user's
+role is re-read from the database on every step, so disabling an account or changing a role takes effect at
+the user's next click.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from loupe.text_safety import escape_markdown
+from review.access import Principal, local_user_name
+from review.errors import AuthenticationError
+from review.users import authenticate, load_principal, user_count
+
+_USER_KEY = "auth_user"
+
+
+def single_user_principal() -> Principal:
+    """Authentication off: whoever runs the app owns its data, under the name in the sidebar."""
+    name = st.sidebar.text_input("Your name", value=local_user_name(), key="annotator",
+                                 help="Single-user mode: your verdicts are recorded under this name.")
+    st.sidebar.caption("Single-user mode (LOUPE_AUTH=off): no login; set LOUPE_AUTH=password for team review.")
+    return Principal(name.strip() or local_user_name(), "admin")
+
+
+def logged_in_principal(sessions) -> Principal | None:
+    """The logged-in user as the database has them now; None (logged out) when nobody is, or they were disabled."""
+    name = st.session_state.get(_USER_KEY)
+    if not name:
+        return None
+    with sessions() as session:
+        principal = load_principal(session, name)
+    if principal is None:
+        st.session_state.pop(_USER_KEY, None)
+        st.session_state["auth_notice"] = f"The account {name!r} was disabled or removed; you are logged out."
+        return None
+    with st.sidebar:
+        st.caption(f"Logged in as **{escape_markdown(principal.name)}** ({principal.role})")
+        if st.button("Log out", key="auth_logout"):
+            st.session_state.clear()
+            st.rerun()
+    return principal
+
+
+def login_page(sessions) -> None:
+    """The only page a visitor who is not logged in sees."""
+    st.title("Log in to Loupe")
+    notice = st.session_state.pop("auth_notice", None)
+    if notice:
+        st.warning(escape_markdown(notice))
+    with sessions() as session:
+        if user_count(session) == 0:
+            st.warning("There are no user accounts yet. An admin creates the first one on the server with "
+                       "`python cli.py users add NAME --role admin`.")
+    with st.form("login_form"):
+        name = st.text_input("User name", key="login_name")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if not submitted:
+        return
+    try:
+        with sessions() as session:
+            principal = authenticate(session, name=name, password=password, client=_client_address())
+    except AuthenticationError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    st.session_state[_USER_KEY] = principal.name
+    st.session_state.pop("login_password", None)
+    st.rerun()
+
+
+def _client_address() -> str | None:
+    try:
+        return st.context.ip_address
+    except AttributeError:  # not served over a browser connection (e.g. AppTest)
+        return None
