@@ -76,6 +76,7 @@ def get_record(session: Session, *, record_id: str) -> Record:
     """The record with its annotations. :raises NotFoundError:"""
     record = session.scalar(
         select(Record).where(Record.id == record_id).options(selectinload(Record.annotations))
+        .execution_options(populate_existing=True)  # verdicts saved in this session since it was last read
     )
     if record is None:
         raise NotFoundError(f"no record {record_id!r}")

@@ -1,0 +1,112 @@
+"""Accounts and logins: hashed passwords, rate-limited and logged failures, disabled users, `cli.py users`."""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+import cli
+from loupe.settings import Settings
+from review.db import open_database
+from review.errors import AuthenticationError, ReviewError
+from review.models import LoginAttempt, User
+from review.users import FAILURE_WINDOW, MAX_FAILURES, add_user, authenticate, set_disabled, set_role
+from tests.conftest import ADMIN
+from tests.db_fixtures import db_url, sessions  # noqa: F401  (fixtures)
+
+
+def test_password_is_stored_as_an_argon2_hash(sessions):  # noqa: F811
+    with sessions() as session:
+        add_user(session, actor=ADMIN, name="ana", role="annotator", password="correct horse")
+        stored = session.get(User, "ana").password_hash
+    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    with sessions() as session:
+        assert authenticate(session, name="ana", password="correct horse").role == "annotator"
+        with pytest.raises(AuthenticationError, match="wrong user name or password"):
+            authenticate(session, name="ana", password="wrong horse")
+        with pytest.raises(AuthenticationError, match="wrong user name or password"):
+            authenticate(session, name="nobody", password="correct horse")
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"name": "ana", "role": "annotator", "password": "short"}, "at least 8 characters"),
+    ({"name": " ana", "role": "annotator", "password": "long enough"}, "without surrounding spaces"),
+    ({"name": "ana", "role": "boss", "password": "long enough"}, "role must be one of"),
+])
+def test_bad_accounts_are_refused(sessions, fields, message):  # noqa: F811
+    with sessions() as session, pytest.raises(ReviewError, match=message):
+        add_user(session, actor=ADMIN, **fields)
+
+
+def test_failed_logins_are_rate_limited_and_logged(sessions, caplog):  # noqa: F811
+    with sessions() as session:
+        add_user(session, actor=ADMIN, name="ana", role="annotator", password="correct horse")
+    caplog.set_level(logging.INFO, logger="loupe.auth")
+    with sessions() as session:
+        for _ in range(MAX_FAILURES):
+            with pytest.raises(AuthenticationError, match="wrong"):
+                authenticate(session, name="ana", password="guess", client="10.0.0.9")
+        with pytest.raises(AuthenticationError, match="too many failed logins"):
+            authenticate(session, name="ana", password="correct horse", client="10.0.0.9")
+        attempts = session.scalars(select(LoginAttempt).where(LoginAttempt.name == "ana")).all()
+        assert [a.succeeded for a in attempts] == [False] * (MAX_FAILURES + 1)
+        assert {a.client for a in attempts} == {"10.0.0.9"}
+    assert sum("failed login for 'ana' from 10.0.0.9" in r.getMessage() for r in caplog.records) == MAX_FAILURES
+    assert any("login refused for 'ana'" in r.getMessage() for r in caplog.records)
+
+    with sessions() as session:  # once the window has passed, the right password works again
+        session.execute(update(LoginAttempt).values(at=LoginAttempt.at - FAILURE_WINDOW - timedelta(seconds=1)))
+        session.commit()
+        assert authenticate(session, name="ana", password="correct horse").name == "ana"
+
+
+def test_disabled_users_cannot_log_in_and_the_last_admin_stays(sessions):  # noqa: F811
+    with sessions() as session:
+        add_user(session, actor=ADMIN, name="root", role="admin", password="correct horse")
+        add_user(session, actor=ADMIN, name="ana", role="annotator", password="correct horse")
+        set_disabled(session, actor=ADMIN, name="ana", disabled=True)
+        with pytest.raises(AuthenticationError, match="disabled"):
+            authenticate(session, name="ana", password="correct horse")
+        with pytest.raises(ReviewError, match="last enabled admin"):
+            set_disabled(session, actor=ADMIN, name="root", disabled=True)
+        with pytest.raises(ReviewError, match="last enabled admin"):
+            set_role(session, actor=ADMIN, name="root", role="reviewer")
+        set_disabled(session, actor=ADMIN, name="ana", disabled=False)
+        set_role(session, actor=ADMIN, name="ana", role="admin")
+        set_role(session, actor=ADMIN, name="root", role="reviewer")  # another admin exists now
+        assert authenticate(session, name="root", password="correct horse").role == "reviewer"
+
+
+def run_cli(monkeypatch, capsys, argv: list[str], stdin: str = "") -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_users(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOUPE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert run_cli(monkeypatch, capsys, ["users", "add", "root", "--role", "admin"], "s3cret-pw\ns3cret-pw\n")[0] == 0
+    code, _, err = run_cli(monkeypatch, capsys, ["users", "add", "ana", "--role", "annotator"], "s3cret-pw\nother-pw\n")
+    assert code == 2 and "the two passwords differ" in err
+    assert run_cli(monkeypatch, capsys, ["users", "add", "ana", "--role", "annotator", "--email", "Ana@Example.org"],
+                   "ana-password\n")[0] == 0
+    code, _, err = run_cli(monkeypatch, capsys, ["users", "add", "ana", "--role", "admin"], "whatever-pw\n")
+    assert code == 2 and "exists already" in err
+    assert run_cli(monkeypatch, capsys, ["users", "set-role", "ana", "reviewer"])[0] == 0
+    assert run_cli(monkeypatch, capsys, ["users", "disable", "ana"])[0] == 0
+    code, out, _ = run_cli(monkeypatch, capsys, ["users", "list"])
+    assert out.splitlines() == ["ana\treviewer\tdisabled\tana@example.org", "root\tadmin\tenabled\t"]
+    code, _, err = run_cli(monkeypatch, capsys, ["users", "disable", "root"])
+    assert code == 2 and "last enabled admin" in err
+    assert run_cli(monkeypatch, capsys, ["users", "enable", "ana"])[0] == 0
+    assert run_cli(monkeypatch, capsys, ["users", "set-password", "ana"], "brand-new-pw\nbrand-new-pw\n")[0] == 0
+    with open_database(Settings(data_dir=tmp_path / "data"))() as session:
+        assert authenticate(session, name="ana", password="brand-new-pw").role == "reviewer"
+    code, _, err = run_cli(monkeypatch, capsys, ["users", "set-role", "nobody", "admin"])
+    assert code == 2 and "no user 'nobody'" in err
