@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from review.access import Principal, require_acting_as, require_record
-from review.errors import ConflictError, InvalidVerdictError
-from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersion, utcnow
+from review.errors import InvalidVerdictError
+from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersion
 from review.records import get_record
+from review.versioned import UNCHECKED, save_version
 
 PASSAGE_MARKS = ("relevant", "not_relevant")
-UNCHECKED = -1  # expected_version for writers that overwrite knowingly (imports); history is kept all the same
 _STATE_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence", "seconds")
 
 
@@ -52,35 +50,9 @@ def record_verdict(
     current = session.scalar(
         select(Annotation).where(Annotation.record_id == record_id, Annotation.annotator == fields["annotator"])
     )
-    try:
-        if current is None:
-            if expected_version not in (None, UNCHECKED):
-                raise ConflictError("this annotation was deleted since you opened it; reload the record")
-            current = Annotation(record_id=record_id, **fields)
-            session.add(current)
-        else:
-            if expected_version is None:
-                raise ConflictError(
-                    f"{fields['annotator']} already saved a verdict on this record (in another tab?) since you "
-                    "opened it; reload to see it before changing it"
-                )
-            if expected_version != UNCHECKED and expected_version != current.version:
-                raise ConflictError(
-                    f"{fields['annotator']} saved a newer verdict on this record (version {current.version}) since "
-                    f"you opened it (version {expected_version}); reload to see it before changing it"
-                )
-            session.add(_snapshot(current))
-            for name, value in fields.items():
-                setattr(current, name, value)
-            current.updated_at = utcnow()
-        session.commit()
-    except (StaleDataError, IntegrityError):
-        session.rollback()
-        raise ConflictError("another save of this verdict happened at the same moment; reload and try again") from None
-    except ConflictError:
-        session.rollback()
-        raise
-    return current
+    return save_version(session, current=current, fields=fields, expected_version=expected_version,
+                        create=lambda **values: Annotation(record_id=record_id, **values), snapshot=_snapshot,
+                        owner=lambda annotation: annotation.annotator, what="verdict")
 
 
 def _snapshot(annotation: Annotation) -> AnnotationVersion:

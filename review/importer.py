@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from review.access import Principal, require_role
-from review.annotations import UNCHECKED, record_verdict
+from review.annotations import record_verdict
 from review.errors import ReviewError
 from review.models import Annotation, Record, Run, utcnow
 from review.records import record_key
@@ -33,6 +33,7 @@ from review.record_files import (
 from review.verdict_files import (
     VerdictRow, is_verdict_csv, is_verdict_jsonl, parse_verdict_csv, parse_verdict_jsonl,
 )
+from review.versioned import UNCHECKED
 
 ProgressCallback = Callable[[int, int, str], None]
 RECORD_SUFFIXES = (".txt", ".jsonl")

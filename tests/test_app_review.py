@@ -116,3 +116,28 @@ def test_missing_evidence_is_attached_and_stored(app):
     evidence = annotations[0].evidence
     assert len(evidence) == 1 and evidence[0]["doc_id"] == "sonar_fish_counting"
     assert "Kalman" in evidence[0]["text"] and annotations[0].record_id == record.id
+
+
+def test_a_stale_tab_gets_a_conflict_not_an_overwrite(app):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import REPO
+
+    record = ask(app, "Which optimizer was used?", "coral_reef_segmentation")
+    app.switch_page("app_pages/records.py").run()
+    other_tab = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    other_tab.switch_page("app_pages/records.py").run()  # the same person opens the record in a second tab
+    assert not other_tab.exception, other_tab.exception
+
+    app.button(key="records_panel_accept").click().run()
+    other_tab.button(key="records_panel_reject").click().run()
+    other_tab.selectbox(key="records_panel_reason").select("wrong").run()
+    other_tab.button(key="records_panel_save_rejection").click().run()
+    assert any("already saved this record's verdict" in error.value for error in other_tab.error)
+    annotations, history = rows(app)
+    assert [(a.record_id, a.verdict, a.version) for a in annotations] == [(record.id, "accept", 1)] and history == []
+
+    other_tab.button(key="records_panel_save_rejection").click().run()  # saving again, knowingly, after the warning
+    annotations, history = rows(app)
+    assert [(a.verdict, a.version) for a in annotations] == [("reject", 2)]
+    assert [(h.version, h.verdict) for h in history] == [(1, "accept")]

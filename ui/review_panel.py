@@ -11,7 +11,7 @@ import streamlit as st
 
 from review.access import Principal
 from review.annotations import record_verdict
-from review.errors import ReviewError
+from review.errors import ConflictError, ReviewError
 from review.models import REJECT_REASONS, Record
 from loupe.text_safety import escape_markdown
 from ui.highlight import STYLE, answer_html, escape, evidence_spans, passage_html
@@ -87,9 +87,12 @@ def verdict_controls(
     Each verdict is committed before `on_saved` moves the page on; it is recorded under `principal`'s name.
     """
     annotator = principal.name
-    shown_key = f"{key}_shown_at_{record.id}"
+    shown_key, version_key = f"{key}_shown_at_{record.id}", f"{key}_version_{record.id}"
     st.session_state.setdefault(shown_key, time.monotonic())
     current = next((a for a in record.annotations if a.annotator == annotator), None)
+    # The version this tab showed first: a save from it after another tab saved is then a conflict, not an
+    # overwrite (the click's own rerun re-reads the record, so its version cannot tell).
+    st.session_state.setdefault(version_key, current.version if current else None)
     if current is not None:
         st.info(f"Your current verdict: {current.verdict} (version {current.version}). Saving again keeps it in the history.")
 
@@ -105,12 +108,14 @@ def verdict_controls(
                 record_verdict(
                     session, actor=principal, record_id=record.id, annotator=annotator, verdict=verdict, comment=comment,
                     passage_marks=marks, evidence=evidence, seconds=seconds,
-                    expected_version=current.version if current else None, **fields,
+                    expected_version=st.session_state[version_key], **fields,
                 )
         except ReviewError as error:
-            st.error(str(error))
+            st.error(escape_markdown(str(error)))
+            if isinstance(error, ConflictError):
+                st.session_state.pop(version_key, None)  # the next save starts from what is stored now
             return
-        for state in (shown_key, f"{key}_mode", f"{key}_comment", f"{key}_reason", f"{key}_evidence_query"):
+        for state in (shown_key, version_key, f"{key}_mode", f"{key}_comment", f"{key}_reason", f"{key}_evidence_query"):
             st.session_state.pop(state, None)  # the next record starts with a clean panel
         on_saved(verdict)
 
