@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,36 @@ def test_ingest_bench_compares_pipeline_with_raw_encoding():
         assert_positive_float(result[side]["seconds"])
         assert_positive_float(result[side]["chunks_per_s"])
     assert_positive_float(result["ratio"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ([], ["--synthetic"]), ids=("shared-or-synthetic", "synthetic"))
+def test_import_bench_times_import_and_unchanged_reimport(source):
+    result = run_script("bench/import_records.py", "--records", "60", *source)
+    assert result["files"] == 60 and result["file_bytes_mean"] > 1000
+    assert set(result["parse_only"]) == {"records", "seconds", "records_per_s"}
+    sqlite = result["sqlite"]
+    assert set(sqlite) == {"first_import", "reimport", "database_mb", "bulk_insert", "ratio"}
+    assert sqlite["first_import"]["records"] == sqlite["first_import"]["added"] == 60
+    assert sqlite["reimport"]["records"] == sqlite["reimport"]["unchanged"] == 60
+    assert sqlite["bulk_insert"]["records"] == 60
+    for step in ("first_import", "reimport", "bulk_insert"):
+        assert_positive_float(sqlite[step]["seconds"])
+        assert_positive_float(sqlite[step]["records_per_s"])
+    assert_positive_float(sqlite["database_mb"])
+    assert set(sqlite["ratio"]) == {"first_import_vs_bulk_insert", "first_import_vs_parse_only"}
+    for ratio in sqlite["ratio"].values():
+        assert_positive_float(ratio)
+    assert "postgresql" not in result
+
+
+@pytest.mark.slow
+def test_import_bench_on_postgresql():
+    url = os.environ.get("LOUPE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("LOUPE_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against (.ci/run starts one)")
+    result = run_script("bench/import_records.py", "--records", "60", "--synthetic", "--database-url", url)
+    postgresql = result["postgresql"]
+    assert postgresql["first_import"]["added"] == postgresql["reimport"]["unchanged"] == 60
+    assert_positive_float(postgresql["first_import"]["records_per_s"])
+    assert_positive_float(postgresql["database_mb"])
