@@ -129,6 +129,22 @@ def load_principal(session: Session, name: str) -> Principal | None:
     return Principal(user.name, user.role)
 
 
+def principal_for_email(session: Session, email: str) -> Principal:
+    """Single sign-on (OIDC): the enabled user whose e-mail address the identity provider vouched for.
+
+    :raises AuthenticationError: no user has this address, or that user is disabled.
+    """
+    address = (email or "").strip().lower()
+    user = session.scalar(select(User).where(User.email == address)) if address else None
+    if user is None or user.disabled:
+        log.warning("single sign-on of %r refused: %s", address, "disabled" if user else "no such user")
+        raise AuthenticationError(f"no enabled Loupe account has the e-mail address {address!r}; ask an admin to "
+                                  "add one (cli.py users add NAME --role ROLE --email ADDRESS)")
+    _record_attempt(session, user.name, True, "oidc")
+    log.info("single sign-on of %s (%s) as %s", user.name, user.role, address)
+    return Principal(user.name, user.role)
+
+
 def recent_failures(session: Session, name: str, now: datetime | None = None) -> list[datetime]:
     """Times of the failed logins of `name` within the failure window, oldest first."""
     since = (now or utcnow()) - FAILURE_WINDOW

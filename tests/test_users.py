@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 import cli
 from loupe.settings import Settings
 from review.db import open_database
+from review.access import Principal
 from review.errors import AuthenticationError, ReviewError
 from review.models import LoginAttempt, User
 from review.users import FAILURE_WINDOW, MAX_FAILURES, add_user, authenticate, set_disabled, set_role
@@ -110,3 +111,16 @@ def test_cli_users(tmp_path, monkeypatch, capsys):
         assert authenticate(session, name="ana", password="brand-new-pw").role == "reviewer"
     code, _, err = run_cli(monkeypatch, capsys, ["users", "set-role", "nobody", "admin"])
     assert code == 2 and "no user 'nobody'" in err
+
+
+def test_single_sign_on_maps_a_verified_address_to_an_enabled_user(sessions):  # noqa: F811
+    from review.users import principal_for_email
+
+    with sessions() as session:
+        add_user(session, actor=ADMIN, name="ana", role="reviewer", password="correct horse", email="Ana@Example.org")
+        assert principal_for_email(session, " ana@example.ORG ") == Principal("ana", "reviewer")
+        with pytest.raises(AuthenticationError, match="no enabled Loupe account has the e-mail address 'bob@x.org'"):
+            principal_for_email(session, "bob@x.org")
+        set_disabled(session, actor=ADMIN, name="ana", disabled=True)
+        with pytest.raises(AuthenticationError, match="no enabled Loupe account"):
+            principal_for_email(session, "ana@example.org")

@@ -12,7 +12,7 @@ import streamlit as st
 from loupe.text_safety import escape_markdown
 from review.access import Principal, local_user_name
 from review.errors import AuthenticationError
-from review.users import authenticate, load_principal, user_count
+from review.users import authenticate, load_principal, principal_for_email, user_count
 
 _USER_KEY = "auth_user"
 
@@ -40,6 +40,8 @@ def logged_in_principal(sessions) -> Principal | None:
         st.caption(f"Logged in as **{escape_markdown(principal.name)}** ({principal.role})")
         if st.button("Log out", key="auth_logout"):
             st.session_state.clear()
+            if _single_sign_on_configured() and st.user.is_logged_in:
+                st.logout()  # else the identity provider's session would log the user straight back in
             st.rerun()
     return principal
 
@@ -54,6 +56,8 @@ def login_page(sessions) -> None:
         if user_count(session) == 0:
             st.warning("There are no user accounts yet. An admin creates the first one on the server with "
                        "`python cli.py users add NAME --role admin`.")
+    if _single_sign_on_configured():
+        _single_sign_on(sessions)
     with st.form("login_form"):
         name = st.text_input("User name", key="login_name")
         password = st.text_input("Password", type="password", key="login_password")
@@ -68,6 +72,31 @@ def login_page(sessions) -> None:
         return
     st.session_state[_USER_KEY] = principal.name
     st.session_state.pop("login_password", None)
+    st.rerun()
+
+
+def _single_sign_on_configured() -> bool:
+    """OIDC through st.login when `.streamlit/secrets.toml` has an [auth] section (see the README)."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets file at all
+        return False
+
+
+def _single_sign_on(sessions) -> None:
+    """Log in through the identity provider, then map its verified e-mail address to a Loupe user."""
+    if not st.user.is_logged_in:
+        st.button("Log in with single sign-on", key="auth_sso", on_click=st.login)
+        st.caption("or with a Loupe password:")
+        return
+    try:
+        with sessions() as session:
+            principal = principal_for_email(session, st.user.get("email") or "")
+    except AuthenticationError as error:
+        st.error(escape_markdown(str(error)))
+        st.button("Log out of single sign-on", key="auth_sso_logout", on_click=st.logout)
+        return
+    st.session_state[_USER_KEY] = principal.name
     st.rerun()
 
 
