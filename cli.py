@@ -259,6 +259,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assign(args: argparse.Namespace) -> int:
+    from review.assignment import assign_run
+
+    with _sessions()() as session:
+        summary = assign_run(session, actor=_operator(), run=args.run, annotators=args.annotators,
+                             overlap=args.overlap)
+    print(summary.summary())
+    for name, load in summary.loads.items():
+        print(f"  {name}: {load} records")
+    return 0
+
+
 def _read_new_password() -> str:
     """The password, twice: prompted on a terminal; otherwise the first two lines of standard input (a single
     line is taken as it is)."""
@@ -362,6 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run", required=True, metavar="NAME")
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.set_defaults(handler=cmd_report)
+
+    assign = commands.add_parser("assign", help="assign a run's records to annotators, each record to K of them",
+                                 description="Balanced assignment; run it again with more (or fewer) annotators to "
+                                             "re-balance. Records someone has judged stay with them.")
+    assign.add_argument("--run", required=True, metavar="NAME")
+    assign.add_argument("--annotators", required=True, nargs="+", metavar="NAME", help="user names")
+    assign.add_argument("--overlap", required=True, type=int, metavar="K", help="annotators per record")
+    assign.set_defaults(handler=cmd_assign)
 
     users = commands.add_parser("users", help="user accounts for LOUPE_AUTH=password: add, list, disable, roles")
     user_actions = users.add_subparsers(dest="action", required=True)

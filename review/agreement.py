@@ -18,6 +18,8 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from review.access import Principal
+from review.assignment import assigned_counts
 from review.models import VERDICTS, Annotation, Record
 
 _CODES = {verdict: code for code, verdict in enumerate(VERDICTS)}
@@ -88,16 +90,38 @@ def agreement(table: pd.DataFrame) -> dict[str, Any]:
     return {"pairs": pair_agreement(table), "fleiss_kappa": fleiss(table), "krippendorff_alpha": krippendorff_alpha(table)}
 
 
-def run_report(session: Session, run: str) -> dict[str, Any]:
-    """The figures of `cli.py report --json`: per annotator done / assigned / median seconds, and agreement
-    overall and per question. Until records are assigned to people, every annotator is assigned the whole run."""
-    table = verdict_table(session, run)
-    assigned = session.scalar(select(func.count()).select_from(Record).where(Record.run == run))
-    annotators = {}
-    for name, rows in table.groupby("annotator"):
+def annotator_progress(session: Session, run: str, table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per annotator (by name) of the verdicts in `table`: done, assigned, median seconds and the verdict mix.
+    "assigned" counts the records assigned to them once the run has assignments (annotators who have not started
+    are listed too); until then every annotator is assigned the whole run."""
+    assigned = assigned_counts(session, run)
+    whole_run = None if assigned else session.scalar(select(func.count()).select_from(Record).where(Record.run == run))
+    progress = {}
+    for name in sorted(set(table["annotator"]) | set(assigned)):
+        rows = table[table["annotator"] == name]
         seconds = [s for s in rows["seconds"] if s is not None and not pd.isna(s)]
-        annotators[name] = {"done": int(len(rows)), "assigned": int(assigned),
-                            "median_seconds": round(statistics.median(seconds), 1) if seconds else None}
+        mix = rows["verdict"].value_counts()
+        progress[name] = {"done": int(len(rows)), "assigned": int(assigned.get(name, 0) if assigned else whole_run),
+                          "median_seconds": round(statistics.median(seconds), 1) if seconds else None,
+                          "verdicts": {verdict: int(mix.get(verdict, 0)) for verdict in VERDICTS}}
+    return progress
+
+
+def run_report(session: Session, run: str) -> dict[str, Any]:
+    """The figures of `cli.py report --json`: per annotator done / assigned / median seconds / verdict mix (see
+    annotator_progress), and agreement overall and per question."""
+    table = verdict_table(session, run)
     result = agreement(table)
     result["per_question"] = {question: agreement(rows) for question, rows in table.groupby("question")}
-    return {"run": run, "annotators": annotators, "agreement": result}
+    return {"run": run, "annotators": annotator_progress(session, run, table), "agreement": result}
+
+
+def progress_report(session: Session, *, actor: Principal, run: str) -> dict[str, Any]:
+    """run_report as `actor` may see it: reviewers and admins see everything; an annotator sees only their own
+    progress (no agreement: it would tell them how others judged)."""
+    if actor.sees_everyone:
+        return run_report(session, run)
+    table = verdict_table(session, run)
+    progress = annotator_progress(session, run, table[table["annotator"] == actor.name])
+    return {"run": run, "annotators": {name: figures for name, figures in progress.items() if name == actor.name},
+            "agreement": None}

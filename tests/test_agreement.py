@@ -65,7 +65,8 @@ def test_report_json_from_imported_verdicts(tmp_path, monkeypatch, capsys):
     assert cli.main(["report", "--run", "study", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["run"] == "study"
-    assert report["annotators"]["ann"] == {"done": 4, "assigned": 4, "median_seconds": None}
+    assert report["annotators"]["ann"] == {"done": 4, "assigned": 4, "median_seconds": None,
+                                           "verdicts": {"accept": 2, "correct": 0, "reject": 2}}
     assert report["agreement"]["pairs"] == [
         {"a": "ann", "b": "bob", "n": 4, "percent_agreement": 0.75, "cohen_kappa": 0.5}]
     seed = report["agreement"]["per_question"]["Which seed?"]["pairs"][0]

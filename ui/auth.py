@@ -101,7 +101,6 @@ def _single_sign_on(sessions) -> None:
 
 
 def _client_address() -> str | None:
-    try:
-        return st.context.ip_address
-    except AttributeError:  # not served over a browser connection (e.g. AppTest)
-        return None
+    """The browser's address, for the login log; None where Streamlit has none (AppTest, some proxies)."""
+    address = getattr(st.context, "ip_address", None)
+    return address if isinstance(address, str) else None
