@@ -236,20 +236,20 @@ def _duration(seconds: float | None) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from review.agreement import run_report
-    from review.db import open_database
+    from review.agreement import progress_report
     from review.models import Record
 
-    with open_database(load_settings())() as session:
+    with _sessions()() as session:
         if session.query(Record.id).filter(Record.run == args.run).first() is None:
             raise ValueError(f"run {args.run!r} has no records")
-        report = run_report(session, args.run)
+        report = progress_report(session, actor=_operator(), run=args.run)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
     print(f"run {report['run']}")
     for name, figures in report["annotators"].items():
-        print(f"  {name}: {figures['done']} of {figures['assigned']} done, median {figures['median_seconds']} s")
+        mix = ", ".join(f"{count} {verdict}" for verdict, count in figures["verdicts"].items())
+        print(f"  {name}: {figures['done']} of {figures['assigned']} done ({mix}), median {figures['median_seconds']} s")
     agreement = report["agreement"]
     for pair in agreement["pairs"]:
         print(f"  {pair['a']} / {pair['b']}: n={pair['n']} agreement={pair['percent_agreement']} "

@@ -18,7 +18,6 @@ from review.records import get_record
 from review.versioned import save_version
 
 STATUSES = ("pending", "adjudicated", "all")
-_STATE_FIELDS = ("adjudicator", "verdict", "final_answer", "comment")
 
 
 def normalised(text: str) -> str:
@@ -126,16 +125,9 @@ def adjudicate(
     current = session.scalar(select(Adjudication).where(Adjudication.record_id == record_id))
     record.final_verdict = fields["verdict"]  # committed with the adjudication, or rolled back with it
     return save_version(session, current=current, fields=fields, expected_version=expected_version,
-                        create=lambda **values: Adjudication(record_id=record_id, **values), snapshot=_snapshot,
+                        create=lambda **values: Adjudication(record_id=record_id, **values),
+                        history=AdjudicationVersion, parent_key="adjudication_id",
                         owner=lambda adjudication: adjudication.adjudicator, what="adjudication")
-
-
-def _snapshot(adjudication: Adjudication) -> AdjudicationVersion:
-    """The adjudication's current state as a history row."""
-    return AdjudicationVersion(
-        adjudication_id=adjudication.id, version=adjudication.version, recorded_at=adjudication.updated_at,
-        **{name: getattr(adjudication, name) for name in _STATE_FIELDS},
-    )
 
 
 def _validated(answer: str, adjudicator: str, verdict: str, final_answer: str | None,

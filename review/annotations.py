@@ -14,7 +14,6 @@ from review.records import get_record
 from review.versioned import UNCHECKED, save_version
 
 PASSAGE_MARKS = ("relevant", "not_relevant")
-_STATE_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence", "seconds")
 
 
 def record_verdict(
@@ -51,16 +50,9 @@ def record_verdict(
         select(Annotation).where(Annotation.record_id == record_id, Annotation.annotator == fields["annotator"])
     )
     return save_version(session, current=current, fields=fields, expected_version=expected_version,
-                        create=lambda **values: Annotation(record_id=record_id, **values), snapshot=_snapshot,
+                        create=lambda **values: Annotation(record_id=record_id, **values),
+                        history=AnnotationVersion, parent_key="annotation_id",
                         owner=lambda annotation: annotation.annotator, what="verdict")
-
-
-def _snapshot(annotation: Annotation) -> AnnotationVersion:
-    """The annotation's current state as a history row."""
-    return AnnotationVersion(
-        annotation_id=annotation.id, version=annotation.version, recorded_at=annotation.updated_at,
-        **{name: getattr(annotation, name) for name in _STATE_FIELDS},
-    )
 
 
 def _validated(

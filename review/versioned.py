@@ -22,13 +22,14 @@ Row = TypeVar("Row")
 
 def save_version(
     session: Session, *, current: Row | None, fields: dict[str, Any], expected_version: int | None,
-    create: Callable[..., Row], snapshot: Callable[[Row], Any], owner: Callable[[Row], str], what: str,
+    create: Callable[..., Row], history: type, parent_key: str, owner: Callable[[Row], str], what: str,
 ) -> Row:
     """Write `fields` as the new state of `current` (or as a new row from `create`) and commit.
 
     :param expected_version: the version the caller last saw, None when it saw no row, UNCHECKED to skip the
         check; anything else in the session (e.g. a record's final verdict) is committed or rolled back with it.
-    :param snapshot: the history row of a state about to be replaced.
+    :param history: the model of the history rows, linked to the row by `parent_key`; a replaced state is kept
+        there with its version and the time it was saved.
     :param owner: who saved a row, for the conflict message; `what` names the row ("verdict").
     :raises ConflictError: the row changed since the caller read it; nothing is written.
     """
@@ -47,7 +48,8 @@ def save_version(
                     f"{owner(current)} saved a newer {what} on this record (version {current.version}) since you "
                     f"opened it (version {expected_version}); reload to see it before changing it"
                 )
-            session.add(snapshot(current))
+            session.add(history(**{parent_key: current.id}, version=current.version, recorded_at=current.updated_at,
+                                **{name: getattr(current, name) for name in fields}))
             for name, value in fields.items():
                 setattr(current, name, value)
             current.updated_at = utcnow()

@@ -5,6 +5,7 @@ conflict; nothing is lost from the history."""
 from __future__ import annotations
 
 import multiprocessing
+import sys
 
 import pytest
 from sqlalchemy import func, select
@@ -12,12 +13,20 @@ from sqlalchemy import func, select
 from loupe.settings import Settings
 from review.models import Annotation, AnnotationVersion
 from review.records import record_from_answer
+from tests import concurrent_worker
 from tests.concurrent_worker import save_verdicts
 from tests.db_fixtures import db_url, sessions  # noqa: F401  (fixtures)
 from tests.test_review_db import make_answer
 
 pytestmark = pytest.mark.slow
 CONTEXT = multiprocessing.get_context("spawn")  # a fresh interpreter per worker, like a separate server
+
+
+@pytest.fixture(autouse=True)
+def worker_main(monkeypatch):
+    """Spawned workers re-import the parent's __main__; after an AppTest that is the app's script. Make it the
+    worker's light module."""
+    monkeypatch.setitem(sys.modules, "__main__", concurrent_worker)
 
 
 def run_workers(url: str, record_id: str, plans: list[tuple[str, list[str], list]]) -> list[tuple[str, list[str]]]:
