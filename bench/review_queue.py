@@ -2,7 +2,8 @@
 
 Fills a fresh SQLite review database with N synthetic records of the size of the Kommineni et al. records
 (four 1,000-character passages, a 1,500-character answer), 28 questions per document, support columns set
-for most, and a verdict on a third of them; then times what one step through the queue costs:
+for most, a verdict on a third of them and a third assigned to the annotator; then times what one step through
+the queue costs, as a reviewer sees it and as that annotator (whose queue holds their assigned records) does:
 
 - queue: `review.queue.queue_entries` (ids and statuses of the whole filtered, sorted queue) plus loading the
   one record shown (`get_record`): what the Queue page runs when the filters change;
@@ -31,7 +32,7 @@ from sqlalchemy.orm import selectinload, sessionmaker  # noqa: E402
 
 from review.access import Principal  # noqa: E402
 from review.db import make_engine, migrate  # noqa: E402
-from review.models import Annotation, Record  # noqa: E402
+from review.models import Annotation, Assignment, Record  # noqa: E402
 from review.queue import QueueFilter, queue_entries  # noqa: E402
 from review.records import get_record  # noqa: E402
 
@@ -39,16 +40,17 @@ QUESTIONS = 28
 WORDS = ("model training seed random data split validation network layer optimizer learning rate batch epoch "
          "augmentation camera image species forest sensor accuracy loss dropout").split()
 
-CASES = {
-    "all, newest first": QueueFilter(annotator="me", sort="newest"),
-    "one run, unreviewed, riskiest": QueueFilter(annotator="me", runs=("run-0",), statuses=("unreviewed",),
-                                                 sort="riskiest"),
-    "one question, by document": QueueFilter(annotator="me", questions=("Question 7 about the pipeline?",),
-                                             sort="document"),
-    "has unsupported sentences": QueueFilter(annotator="me", support="unsupported", sort="riskiest"),
-}
-
 REVIEWER = Principal("bench", "reviewer")  # sees every record: the queue without assignment conditions
+ANNOTATOR = Principal("me", "annotator")  # sees the records assigned to them: the queue joins the assignments
+CASES = {  # name: (filter, who looks at the queue)
+    "all, newest first": (QueueFilter(annotator="me", sort="newest"), REVIEWER),
+    "one run, unreviewed, riskiest": (QueueFilter(annotator="me", runs=("run-0",), statuses=("unreviewed",),
+                                                  sort="riskiest"), REVIEWER),
+    "one question, by document": (QueueFilter(annotator="me", questions=("Question 7 about the pipeline?",),
+                                              sort="document"), REVIEWER),
+    "has unsupported sentences": (QueueFilter(annotator="me", support="unsupported", sort="riskiest"), REVIEWER),
+    "annotator: assigned, newest": (QueueFilter(annotator="me", sort="newest"), ANNOTATOR),
+}
 
 
 def text(rng: random.Random, chars: int) -> str:
@@ -77,6 +79,9 @@ def fill(sessions, records: int, seed: int) -> None:
                     "support": {"sentences": []} if analysed else None,
                 })
             session.execute(insert(Record), rows)
+            session.execute(insert(Assignment), [  # a third of the records are assigned to "me"
+                {"run": row["run"], "record_id": row["id"], "annotator": "me", "assigned_by": "bench"}
+                for row in rows if int(row["id"][1:]) % 3 == 0])
             session.execute(insert(Annotation), [
                 {"record_id": row["id"], "annotator": "me", "verdict": rng.choice(["accept", "reject", "correct"]),
                  "passage_marks": {}, "evidence": [], "version": 1} for row in rows if rng.random() < 1 / 3])
@@ -84,9 +89,9 @@ def fill(sessions, records: int, seed: int) -> None:
             print(f"filled {min(start + 2000, records)}/{records}", file=sys.stderr)
 
 
-def queue_step(sessions, flt: QueueFilter) -> int:
+def queue_step(sessions, flt: QueueFilter, actor: Principal) -> int:
     with sessions() as session:
-        entries = queue_entries(session, flt, actor=REVIEWER)
+        entries = queue_entries(session, flt, actor=actor)
         if entries:
             get_record(session, record_id=entries[len(entries) // 2][0])
     return len(entries)
@@ -97,9 +102,10 @@ def page_step(sessions, record_id: str) -> None:
         get_record(session, record_id=record_id)
 
 
-def baseline_step(sessions, flt: QueueFilter) -> int:
+def baseline_step(sessions, flt: QueueFilter, actor: Principal) -> int:
     with sessions() as session:
         records = session.scalars(select(Record).options(selectinload(Record.annotations))).all()
+        assigned = set(session.scalars(select(Assignment.record_id).where(Assignment.annotator == actor.name)))
     status_of = {"accept": "accepted", "correct": "corrected", "reject": "rejected"}
 
     def status(record) -> str:
@@ -107,7 +113,7 @@ def baseline_step(sessions, flt: QueueFilter) -> int:
         return status_of[mine.verdict] if mine else "unreviewed"
 
     kept = [r for r in records
-            if (not flt.runs or r.run in flt.runs) and (not flt.questions or r.question in flt.questions)
+            if (actor.sees_everyone or r.id in assigned) and (not flt.runs or r.run in flt.runs) and (not flt.questions or r.question in flt.questions)
             and (not flt.statuses or status(r) in flt.statuses)
             and (flt.support != "unsupported" or (r.unsupported_count or 0) > 0)]
     keys = {"newest": lambda r: r.created_at, "riskiest": lambda r: -(r.unsupported_count or -1),
@@ -137,14 +143,15 @@ def main() -> None:
         started = time.perf_counter()
         fill(sessions, args.records, args.seed)
         results = {"records": args.records, "fill_s": round(time.perf_counter() - started, 1), "cases": {}}
-        for name, flt in CASES.items():
+        for name, (flt, actor) in CASES.items():
             print(f"timing {name}", file=sys.stderr)
-            queue_times, sizes = zip(*(timed(queue_step, sessions, flt) for _ in range(args.rounds)))
+            queue_times, sizes = zip(*(timed(queue_step, sessions, flt, actor) for _ in range(args.rounds)))
             with sessions() as session:
-                entries = queue_entries(session, flt, actor=REVIEWER)
+                entries = queue_entries(session, flt, actor=actor)
             picks = random.Random(args.seed).sample(entries, min(args.rounds * 4, len(entries)))
             page_times = [timed(page_step, sessions, record_id)[0] for record_id, _ in picks]
-            base_times, base_sizes = zip(*(timed(baseline_step, sessions, flt) for _ in range(args.baseline_rounds)))
+            base_times, base_sizes = zip(*(timed(baseline_step, sessions, flt, actor)
+                                           for _ in range(args.baseline_rounds)))
             if sizes[0] != base_sizes[0]:
                 raise SystemExit(f"{name}: the queue has {sizes[0]} records, the baseline {base_sizes[0]}")
             results["cases"][name] = {
