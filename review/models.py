@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 VERDICTS = ("accept", "correct", "reject")
 REJECT_REASONS = {
@@ -89,36 +89,49 @@ class VerdictFields:
     seconds: Mapped[float | None] = mapped_column()
 
 
-class Annotation(VerdictFields, Base):
+class VersionedRow:
+    """The current state of something saved again and again: its version (checked on every update, so two saves
+    from the same state cannot both win) and when it was first and last saved."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}
+
+
+class HistoryRow:
+    """A superseded state of a VersionedRow: the version it had and when it was saved."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Annotation(VersionedRow, VerdictFields, Base):
     """One reviewer's current verdict on one record; earlier versions live in AnnotationVersion."""
 
     __tablename__ = "annotations"
     __table_args__ = (UniqueConstraint("record_id", "annotator", name="uq_annotation_record_annotator"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     record: Mapped[Record] = relationship(back_populates="annotations")
     history: Mapped[list["AnnotationVersion"]] = relationship(
         back_populates="annotation", cascade="all, delete-orphan", order_by="AnnotationVersion.version"
     )
 
-    __mapper_args__ = {"version_id_col": version}
 
-
-class AnnotationVersion(VerdictFields, Base):
+class AnnotationVersion(HistoryRow, VerdictFields, Base):
     """A superseded state of an annotation, kept when the verdict is changed: verdicts are never overwritten."""
 
     __tablename__ = "annotation_versions"
     __table_args__ = (UniqueConstraint("annotation_id", "version", name="uq_annotation_version"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     annotation: Mapped[Annotation] = relationship(back_populates="history")
 
@@ -172,34 +185,25 @@ class AdjudicationFields:
     comment: Mapped[str | None] = mapped_column(Text)
 
 
-class Adjudication(AdjudicationFields, Base):
+class Adjudication(VersionedRow, AdjudicationFields, Base):
     """The final verdict and answer of a record on which annotators disagreed; one per record, versioned."""
 
     __tablename__ = "adjudications"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), unique=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     history: Mapped[list["AdjudicationVersion"]] = relationship(
         back_populates="adjudication", cascade="all, delete-orphan", order_by="AdjudicationVersion.version"
     )
 
-    __mapper_args__ = {"version_id_col": version}
 
-
-class AdjudicationVersion(AdjudicationFields, Base):
+class AdjudicationVersion(HistoryRow, AdjudicationFields, Base):
     """A superseded state of an adjudication: who decided what, and when."""
 
     __tablename__ = "adjudication_versions"
     __table_args__ = (UniqueConstraint("adjudication_id", "version", name="uq_adjudication_version"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     adjudication_id: Mapped[int] = mapped_column(ForeignKey("adjudications.id", ondelete="CASCADE"), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     adjudication: Mapped[Adjudication] = relationship(back_populates="history")
 
