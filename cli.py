@@ -145,11 +145,9 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from review.db import open_database
     from review.export import export_bytes
 
-    sessions = open_database(load_settings())
-    with sessions() as session:
+    with _sessions()() as session:
         data, count = export_bytes(session, args.format, run=args.run, actor=_operator())
     if args.out:
         Path(args.out).write_bytes(data)
@@ -163,14 +161,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from review.db import open_database
     from review.importer import Importer, default_run_name
     from review.record_files import decode_text, parse_question_set
     from review.verdict_files import parse_label_map
 
     questions = parse_question_set(decode_text(Path(args.questions).read_bytes())) if args.questions else None
     importer = Importer(
-        open_database(load_settings()), actor=_operator(), run=args.run or default_run_name(args.paths), annotator=args.annotator,
+        _sessions(), actor=_operator(), run=args.run or default_run_name(args.paths), annotator=args.annotator,
         questions=questions, label_map=parse_label_map(args.map), model=args.model,
     )
     report = importer.import_paths(args.paths, progress=_progress_printer("importing"))
@@ -217,8 +214,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     show = _progress_printer("answering")
     report = run_batch(
-        open_database(settings), asker, settings, actor=_operator(), run=args.run or f"batch-{Path(args.questions).stem}",
-        questions=questions, doc_ids=doc_ids, mode=args.mode, top_k=args.top_k or settings.top_k,
+        open_database(settings), asker, settings, actor=_operator(),
+        run=args.run or f"batch-{Path(args.questions).stem}", questions=questions, doc_ids=doc_ids, mode=args.mode,
+        top_k=args.top_k or settings.top_k,
         progress=lambda done, total, item, left: show(done, total, f"{item} (ETA {_duration(left)})"),
         should_stop=lambda: stop["requested"],
     )
@@ -249,7 +247,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"run {report['run']}")
     for name, figures in report["annotators"].items():
         mix = ", ".join(f"{count} {verdict}" for verdict, count in figures["verdicts"].items())
-        print(f"  {name}: {figures['done']} of {figures['assigned']} done ({mix}), median {figures['median_seconds']} s")
+        print(f"  {name}: {figures['done']} of {figures['assigned']} done ({mix}), "
+              f"median {figures['median_seconds']} s")
     agreement = report["agreement"]
     for pair in agreement["pairs"]:
         print(f"  {pair['a']} / {pair['b']}: n={pair['n']} agreement={pair['percent_agreement']} "
