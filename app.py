@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, app_settings
-from loupe.settings import SettingsError
-from loupe.text_safety import escape_markdown
+from configuration.settings import SettingsError
 from review.db import auth_required
+from ui.app_state import app_asker, app_sessions, app_settings
 from ui.auth import logged_in_principal, login_page, single_user_principal
+from ui.text_safety import escape_markdown
 
 st.set_page_config(page_title="Loupe", page_icon="🔎", layout="wide")
 
@@ -32,7 +32,7 @@ principal = logged_in_principal(sessions) if auth_required(settings) else single
 if principal is None:
     st.navigation([st.Page(lambda: login_page(sessions), title="Log in", url_path="login")]).run()
     st.stop()
-st.session_state["principal"] = principal  # read by the pages through loupe.app_state.current_principal
+st.session_state["principal"] = principal  # read by the pages through ui.app_state.current_principal
 
 pages = [  # every role; the data functions behind each page check the role again
     st.Page("app_pages/ask.py", title="Ask", default=True),

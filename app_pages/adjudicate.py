@@ -6,15 +6,15 @@ from itertools import combinations
 
 import streamlit as st
 
-from loupe.app_state import app_sessions, current_principal
-from loupe.text_safety import escape_markdown
 from review.access import require_role
 from review.adjudication import STATUSES, adjudicate, disagreements, open_case
 from review.errors import PermissionDeniedError, ReviewError
 from review.models import REJECT_REASONS, VERDICTS
 from review.queue import queue_facets
+from ui.app_state import app_sessions, current_principal
 from ui.highlight import escape
 from ui.review_panel import correction_diff_html, show_record
+from ui.text_safety import escape_markdown
 
 sessions, principal = app_sessions(), current_principal()
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
+from configuration.settings import RETRIEVAL_MODES
 from loupe.qa import Answer, QuestionError
-from loupe.settings import RETRIEVAL_MODES
 from loupe.support import analyze_support
-from loupe.text_safety import escape_markdown
 from review.records import get_record, record_from_answer
+from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
+from ui.text_safety import escape_markdown
 
 asker, sessions, settings, principal = app_asker(), app_sessions(), app_settings(), current_principal()
 

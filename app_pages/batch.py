@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
-from loupe.settings import RETRIEVAL_MODES
-from loupe.text_safety import escape_markdown
+from configuration.settings import RETRIEVAL_MODES
 from review.batch import answered_ids, run_batch
 from review.errors import ReviewError
 from review.models import Run
 from review.record_files import RecordParseError, parse_question_set
+from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
+from ui.text_safety import escape_markdown
 
 sessions, asker, settings, principal = app_sessions(), app_asker(), app_settings(), current_principal()
 st.title("Batch")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from loupe.app_state import app_sessions, current_principal
-from loupe.text_safety import escape_markdown
 from review.importer import Importer, default_run_name
 from review.record_files import RecordParseError, decode_text, parse_question_set
 from review.verdict_files import parse_label_map
+from ui.app_state import app_sessions, current_principal
+from ui.text_safety import escape_markdown
 
 sessions, principal = app_sessions(), current_principal()
 st.title("Import")

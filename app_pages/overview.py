@@ -5,9 +5,9 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from loupe.app_state import app_sessions, current_principal
 from review.overview import COUNT_COLUMNS, by, compare_runs, status_counts
 from review.queue import queue_facets
+from ui.app_state import app_sessions, current_principal
 
 sessions, principal = app_sessions(), current_principal()
 annotator = principal.name

@@ -7,14 +7,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from loupe.app_state import app_sessions, current_principal
-from loupe.text_safety import escape_markdown
 from review.agreement import progress_report
 from review.assignment import assign_run, assigned_counts
 from review.errors import ReviewError
 from review.models import VERDICTS
 from review.queue import queue_facets
 from review.users import list_users
+from ui.app_state import app_sessions, current_principal
+from ui.text_safety import escape_markdown
 
 sessions, principal = app_sessions(), current_principal()
 st.title("Progress")

@@ -6,13 +6,13 @@ import time
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
-from loupe.text_safety import escape_markdown
 from review.analysis import ensure_support
-from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unreviewed, queue_entries, queue_facets
 from review.errors import ReviewError
+from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unreviewed, queue_entries, queue_facets
 from review.records import attach_passages, open_record
+from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from ui.review_panel import show_record, verdict_controls
+from ui.text_safety import escape_markdown
 
 sessions, asker, settings, principal = app_sessions(), app_asker(), app_settings(), current_principal()
 annotator = principal.name

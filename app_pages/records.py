@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from loupe.app_state import app_asker, app_sessions, current_principal, evidence_search
-from loupe.text_safety import escape_markdown
 from review.access import visible_annotations
 from review.export import FORMATS, export_bytes
 from review.records import open_record, recent_records
+from ui.app_state import app_asker, app_sessions, current_principal, evidence_search
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
+from ui.text_safety import escape_markdown
 
 sessions, asker, principal = app_sessions(), app_asker(), current_principal()
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from loupe.app_state import app_sessions, current_principal
-from loupe.text_safety import escape_markdown
 from review.access import ROLES
 from review.errors import ReviewError
 from review.users import add_user, list_users, set_disabled, set_role
+from ui.app_state import app_sessions, current_principal
+from ui.text_safety import escape_markdown
 
 sessions, principal = app_sessions(), current_principal()
 st.title("Users")

@@ -72,7 +72,7 @@ from components.support_aligner import (  # noqa: E402
     score_matrices,
     shares_words,
 )
-from loupe.models import MINILM_ID, resolve_embedding_model  # noqa: E402
+from configuration.model_paths import MINILM_ID, resolve_embedding_model  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "kommineni2024"
 MODEL_NAME = "mixtral_8_22b"

@@ -36,9 +36,9 @@ from haystack_integrations.components.embedders.sentence_transformers import (  
 
 from bench.make_beir_pubmedqa import DEFAULT_SOURCE, write_beir  # noqa: E402
 from bench.synthetic import Progress  # noqa: E402
-from loupe.models import apply_offline_mode, resolve_embedding_model  # noqa: E402
+from configuration.model_paths import apply_offline_mode, resolve_embedding_model  # noqa: E402
+from configuration.settings import RETRIEVAL_MODES, Settings, load_settings  # noqa: E402
 from loupe.retrieval_eval import METRICS, BeirSet, evaluate_beir, format_table, load_beir, score_rankings  # noqa: E402
-from loupe.settings import RETRIEVAL_MODES, Settings, load_settings  # noqa: E402
 
 MODES = ("bm25", "dense", "hybrid")
 

@@ -34,9 +34,10 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,7 +45,7 @@ from sqlalchemy import insert, make_url, text  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 from bench.synthetic import Progress  # noqa: E402
-from loupe.settings import Settings  # noqa: E402
+from configuration.settings import Settings  # noqa: E402
 from review.access import Principal  # noqa: E402
 from review.db import make_engine, migrate, open_database  # noqa: E402
 from review.importer import BATCH, Importer  # noqa: E402

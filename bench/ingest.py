@@ -32,9 +32,9 @@ from haystack import Document  # noqa: E402
 
 from bench.synthetic import Progress, ZipfText  # noqa: E402
 from components.sentence_chunker import SentenceChunker  # noqa: E402
+from configuration.model_paths import apply_offline_mode, resolve_embedding_model  # noqa: E402
+from configuration.settings import Settings  # noqa: E402
 from loupe.stores import build_document_store  # noqa: E402
-from loupe.models import apply_offline_mode, resolve_embedding_model  # noqa: E402
-from loupe.settings import Settings  # noqa: E402
 from pipelines.indexing import build_indexing_pipeline  # noqa: E402
 
 CHUNKS_PER_DOC = 10

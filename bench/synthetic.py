@@ -20,7 +20,7 @@ _NO_SENTENCE_END = {"approx", "etc", "figs", "refs", "resp", "sect", "eqs", "nos
 def load_vocabulary(size: int = 20000) -> list[str]:
     """Up to `size` lowercase words, most frequent first."""
     try:
-        from loupe.models import MINILM_ID, resolve_embedding_model
+        from configuration.model_paths import MINILM_ID, resolve_embedding_model
 
         vocab_file = Path(resolve_embedding_model(MINILM_ID)) / "vocab.txt"
         lines = vocab_file.read_text(encoding="utf-8").split("\n")

@@ -50,7 +50,7 @@ class ExtractiveAnswerer:
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ExtractiveAnswerer":
+    def from_dict(cls, data: dict[str, Any]) -> ExtractiveAnswerer:
         return default_from_dict(cls, data)
 
     @component.output_types(replies=list[ChatMessage])

@@ -46,7 +46,7 @@ class RankFusion:
         return default_to_dict(self, top_k=self.top_k, k=self.k, weights=self.weights)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RankFusion":
+    def from_dict(cls, data: dict[str, Any]) -> RankFusion:
         return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])

@@ -43,7 +43,7 @@ class SentenceChunker:
         return default_to_dict(self, chunk_words=self.chunk_words, overlap_words=self.overlap_words)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SentenceChunker":
+    def from_dict(cls, data: dict[str, Any]) -> SentenceChunker:
         return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])

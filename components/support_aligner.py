@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from haystack import component, default_from_dict, default_to_dict
@@ -434,7 +435,7 @@ class SupportAligner:
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SupportAligner":
+    def from_dict(cls, data: dict[str, Any]) -> SupportAligner:
         return default_from_dict(cls, data)
 
     @component.output_types(support=dict)

@@ -9,8 +9,8 @@ from typing import Any
 from haystack.utils import Secret
 
 from components.extractive_answerer import ExtractiveAnswerer
-from loupe.models import resolve_embedding_model
-from loupe.settings import Settings
+from configuration.model_paths import resolve_embedding_model
+from configuration.settings import Settings
 
 API_KEY_VARIABLES = ["LOUPE_GENERATOR_API_KEY", "OPENAI_API_KEY"]
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from haystack import Document
 
 from components.file_loader import SUPPORTED_SUFFIXES, FileLoader, LoadFailure
-from loupe.models import apply_offline_mode
-from loupe.settings import Settings
+from configuration.model_paths import apply_offline_mode
+from configuration.settings import Settings
 from loupe.stores import persist
 from pipelines.indexing import build_indexing_pipeline
 

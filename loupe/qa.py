@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from haystack import Document, Pipeline
 
+from configuration.model_paths import apply_offline_mode
+from configuration.settings import RETRIEVAL_MODES, Settings
 from loupe.generators import GeneratorChoice, choose_generator, fallback_choice
-from loupe.models import apply_offline_mode
-from loupe.settings import RETRIEVAL_MODES, Settings
 from loupe.stores import StoreBundle, build_retrievers, refresh
 from pipelines.answer import answer_inputs, build_answer_pipeline
 from pipelines.retrieval import build_retrieval_pipeline, retrieval_inputs

@@ -17,14 +17,15 @@ import json
 import logging
 import math
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from haystack import Document
 
-from loupe.models import apply_offline_mode
-from loupe.settings import RETRIEVAL_MODES, Settings
+from configuration.model_paths import apply_offline_mode
+from configuration.settings import RETRIEVAL_MODES, Settings
 from loupe.stores import StoreBundle, build_retrievers
 from pipelines.indexing import build_indexing_pipeline
 from pipelines.retrieval import build_retrieval_pipeline, retrieval_inputs

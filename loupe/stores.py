@@ -1,6 +1,6 @@
 """Build the configured document store and its two retrievers: one code path for both backends.
 
-The embedded backend is loupe.sqlite_store.SQLiteDocumentStore (one SQLite file); the retriever factories also
+The embedded backend is document_stores.sqlite.document_store.SQLiteDocumentStore (one SQLite file); the retriever factories also
 serve the older JSON-file EmbeddedDocumentStore (an InMemoryDocumentStore), which bench/retrieval.py still measures.
 """
 
@@ -15,10 +15,10 @@ from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMe
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils import Secret
 
-from components.sqlite_retrievers import SQLiteBM25Retriever, SQLiteEmbeddingRetriever
-from loupe.embedded_store import EmbeddedDocumentStore
-from loupe.settings import Settings
-from loupe.sqlite_store import SQLiteDocumentStore
+from components.retrievers.sqlite import SQLiteBM25Retriever, SQLiteEmbeddingRetriever
+from configuration.settings import Settings
+from document_stores.json_file import EmbeddedDocumentStore
+from document_stores.sqlite.document_store import SQLiteDocumentStore
 
 # Chunk metadata Loupe writes (see components.sentence_chunker and components.file_loader), typed for
 # Elasticsearch so that scope filters are exact keyword matches and numbers sort as numbers.

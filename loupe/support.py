@@ -6,8 +6,8 @@ from functools import lru_cache
 from typing import Any
 
 from components.support_aligner import SupportAligner
-from loupe.models import resolve_embedding_model
-from loupe.settings import Settings
+from configuration.model_paths import resolve_embedding_model
+from configuration.settings import Settings
 
 
 @lru_cache(maxsize=2)

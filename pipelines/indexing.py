@@ -11,8 +11,8 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersDocumentEmbedder
 
 from components.sentence_chunker import SentenceChunker
-from loupe.models import resolve_embedding_model
-from loupe.settings import Settings
+from configuration.model_paths import resolve_embedding_model
+from configuration.settings import Settings
 
 # PDF text breaks words at line ends ("classifi-\ncation") and pads with runs of spaces.
 _CLEANING_RULES = {r"(\w)-\n(\w)": r"\1\2", r"[ \t]+": " "}

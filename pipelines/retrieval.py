@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from haystack import Pipeline
 from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
 
 from components.rank_fusion import RankFusion
-from loupe.models import resolve_embedding_model
-from loupe.settings import RETRIEVAL_MODES, Settings
-from loupe.stores import StoreBundle
+from configuration.model_paths import resolve_embedding_model
+from configuration.settings import RETRIEVAL_MODES, Settings
 
 
-def build_retrieval_pipeline(settings: Settings, bundle: StoreBundle, mode: str = "hybrid") -> Pipeline:
+class RetrieverFactory(Protocol):
+    """Makes fresh retrievers that fit one document store (a component instance belongs to one pipeline only)."""
+
+    def bm25_retriever(self) -> Any: ...
+
+    def dense_retriever(self) -> Any: ...
+
+
+def build_retrieval_pipeline(settings: Settings, bundle: RetrieverFactory, mode: str = "hybrid") -> Pipeline:
     """A pipeline whose `fusion` component outputs the top passages with fused score and per-retriever ranks.
 
     Inputs (see `retrieval_inputs`): the query for the BM25 retriever and/or the text embedder, filters for

@@ -1,3 +1,2 @@
-"""The review database: records (what was asked and answered) and annotations (what reviewers decided)."""
-
-import loupe  # noqa: F401  (switches off telemetry before Haystack is imported)
+"""The review database: records (what was asked and answered) and annotations (what reviewers decided), and
+the jobs that fill it (import, batch runs, support analysis)."""

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from loupe.support import analyze_support
 from review.models import Record
 from review.records import apply_support, get_record

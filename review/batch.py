@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from configuration.settings import Settings
 from loupe.qa import Asker
-from loupe.settings import Settings
 from review.access import Principal, require_role
 from review.errors import ReviewError
 from review.models import Record, Run, utcnow

@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # JSON columns keep non-ASCII text as it is (not \u-escaped), so that the queue's text search finds it.

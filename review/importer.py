@@ -25,13 +25,23 @@ from review.access import Principal, require_role
 from review.annotations import record_verdict
 from review.errors import ReviewError
 from review.models import Annotation, Record, Run, utcnow
-from review.records import record_key
 from review.record_files import (
-    ParsedRecord, Question, RecordParseError, decode_text, iter_jsonl, parse_jsonl_record, parse_text_record,
+    ParsedRecord,
+    Question,
+    RecordParseError,
+    decode_text,
+    iter_jsonl,
+    parse_jsonl_record,
+    parse_text_record,
     question_id_for,
 )
+from review.records import record_key
 from review.verdict_files import (
-    VerdictRow, is_verdict_csv, is_verdict_jsonl, parse_verdict_csv, parse_verdict_jsonl,
+    VerdictRow,
+    is_verdict_csv,
+    is_verdict_jsonl,
+    parse_verdict_csv,
+    parse_verdict_jsonl,
 )
 from review.versioned import UNCHECKED
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -19,7 +19,7 @@ REJECT_REASONS = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -57,7 +57,7 @@ class Record(Base):
     created_by: Mapped[str | None] = mapped_column(String(200), index=True)  # who asked it (Ask page); None: imported
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    annotations: Mapped[list["Annotation"]] = relationship(
+    annotations: Mapped[list[Annotation]] = relationship(
         back_populates="record", cascade="all, delete-orphan", order_by="Annotation.id"
     )
 
@@ -120,7 +120,7 @@ class Annotation(VersionedRow, VerdictFields, Base):
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
 
     record: Mapped[Record] = relationship(back_populates="annotations")
-    history: Mapped[list["AnnotationVersion"]] = relationship(
+    history: Mapped[list[AnnotationVersion]] = relationship(
         back_populates="annotation", cascade="all, delete-orphan", order_by="AnnotationVersion.version"
     )
 
@@ -192,7 +192,7 @@ class Adjudication(VersionedRow, AdjudicationFields, Base):
 
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), unique=True)
 
-    history: Mapped[list["AdjudicationVersion"]] = relationship(
+    history: Mapped[list[AdjudicationVersion]] = relationship(
         back_populates="adjudication", cascade="all, delete-orphan", order_by="AdjudicationVersion.version"
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, case, cast, func, literal, or_, select, Text
+from sqlalchemy import Select, Text, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from review.access import Principal, readable_records, require_viewing_as

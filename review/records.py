@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from loupe.settings import Settings
-from review.errors import NotFoundError, ReviewError
+from configuration.settings import Settings
 from review.access import Principal, readable_records, require_record, visible_annotations
+from review.errors import NotFoundError, ReviewError
 from review.models import Annotation, Record, utcnow
 
 if TYPE_CHECKING:  # the pipelines are heavy to import; importing and exporting records does not need them

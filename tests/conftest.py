@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.access import Principal
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the test suite may download anything

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.access import Principal
 from review.annotations import record_verdict
 from review.errors import PermissionDeniedError

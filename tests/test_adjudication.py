@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from loupe.settings import Settings
-from loupe.text_safety import escape_markdown
+from configuration.settings import Settings
 from review.access import Principal
 from review.adjudication import adjudicate, disagreements, open_case
 from review.annotations import record_verdict
@@ -21,6 +20,7 @@ from review.models import Adjudication, AdjudicationVersion, Record
 from review.records import record_from_answer
 from tests.db_fixtures import db_url, sessions  # noqa: F401  (fixtures)
 from tests.test_review_db import make_answer
+from ui.text_safety import escape_markdown
 
 ADMIN = Principal("admin", "admin")
 RITA = Principal("rita", "reviewer")

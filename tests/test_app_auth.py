@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.db import open_database
 from review.users import MAX_FAILURES, add_user, set_disabled
 from tests.conftest import ADMIN, run_app

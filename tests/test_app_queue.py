@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.db import open_database
 from review.importer import Importer
 from review.models import Annotation, Record

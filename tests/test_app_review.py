@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.db import open_database
 from review.models import Annotation, AnnotationVersion, Record
 from tests.conftest import run_app

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.access import Principal
 from review.agreement import progress_report, run_report
 from review.annotations import record_verdict

@@ -9,8 +9,8 @@ import pytest
 from haystack import Pipeline
 
 from components.extractive_answerer import ExtractiveAnswerer
-from loupe.embedded_store import EmbeddedDocumentStore
-from loupe.settings import Settings
+from configuration.settings import Settings
+from document_stores.json_file import EmbeddedDocumentStore
 from loupe.stores import ELASTICSEARCH_MAPPING, build_retrievers
 from pipelines.answer import build_answer_pipeline
 from pipelines.indexing import build_indexing_pipeline

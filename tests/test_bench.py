@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from loupe.models import resolve_embedding_model
-from loupe.settings import Settings
+from configuration.model_paths import resolve_embedding_model
+from configuration.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("bm25", "dense", "hybrid", "scoped")

@@ -9,7 +9,7 @@ from haystack import Document
 
 import cli
 from components.extractive_answerer import NO_ANSWER, ExtractiveAnswerer
-from loupe.models import resolve_embedding_model
+from configuration.model_paths import resolve_embedding_model
 from tests.conftest import DEMO_CORPUS
 
 pytestmark = pytest.mark.slow

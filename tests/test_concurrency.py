@@ -10,7 +10,7 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.models import Annotation, AnnotationVersion
 from review.records import record_from_answer
 from tests import concurrent_worker

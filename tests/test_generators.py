@@ -20,9 +20,9 @@ from haystack import Document
 from haystack.dataclasses import StreamingChunk
 
 from components.extractive_answerer import ExtractiveAnswerer
+from configuration.model_paths import apply_offline_mode
+from configuration.settings import Settings
 from loupe.generators import GeneratorChoice, choose_generator
-from loupe.models import apply_offline_mode
-from loupe.settings import Settings
 from pipelines.answer import answer_inputs, build_answer_pipeline
 
 QUESTION = "Which framework was used to train the detector?"
@@ -55,7 +55,7 @@ CHAT_TEMPLATE = (
 
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline mode as loupe.models.apply_offline_mode sets it, undone after the test."""
+    """Offline mode as configuration.model_paths.apply_offline_mode sets it, undone after the test."""
     from huggingface_hub import constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -224,7 +224,7 @@ class FakeOpenAIServer:
             )
         return chunks
 
-    def start(self) -> "FakeOpenAIServer":
+    def start(self) -> FakeOpenAIServer:
         self.thread.start()
         return self
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 import cli
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.db import open_database
 from review.models import Annotation, AnnotationVersion, Record
 from tests.conftest import shared_path

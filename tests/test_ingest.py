@@ -27,7 +27,7 @@ def data_env(tmp_path, monkeypatch):
 
 def stored_chunks(tmp_path):
     """The chunks as a new process sees them: read back from the saved store, embeddings included."""
-    from loupe.settings import load_settings
+    from configuration.settings import load_settings
 
     return build_document_store(load_settings()).filter_documents()
 

@@ -52,7 +52,7 @@ class TestRankFusion:
 
 @pytest.fixture(scope="module")
 def demo_asker(tmp_path_factory):
-    from loupe.settings import Settings
+    from configuration.settings import Settings
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), generator_kind="extractive").validate()
     bundle = build_retrievers(settings)

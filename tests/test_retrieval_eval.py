@@ -11,6 +11,7 @@ import pytest
 from haystack import Document
 
 import cli
+from configuration.settings import Settings
 from loupe.retrieval_eval import (
     METRICS,
     BeirFormatError,
@@ -23,7 +24,6 @@ from loupe.retrieval_eval import (
     recall_at_k,
     score_rankings,
 )
-from loupe.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PUBMEDQA = SHARED / "data" / "pubmedqa" / "pqal_dev.json"

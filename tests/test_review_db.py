@@ -8,8 +8,8 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from configuration.settings import Settings
 from loupe.qa import Answer
-from loupe.settings import Settings
 from review.annotations import record_verdict
 from review.errors import ConflictError, InvalidVerdictError, NotFoundError
 from review.export import export_bytes

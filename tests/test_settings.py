@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from loupe.settings import Settings, SettingsError, load_settings
+from configuration.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults_work_offline(tmp_path):

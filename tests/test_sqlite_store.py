@@ -22,8 +22,8 @@ from haystack.document_stores.types import DuplicatePolicy, FilterPolicy
 from haystack.errors import FilterError
 
 from components.rank_fusion import RankFusion
-from components.sqlite_retrievers import SQLiteBM25Retriever, SQLiteEmbeddingRetriever
-from loupe.sqlite_store import SQLiteDocumentStore, filter_to_sql, fts5_query, tokenize
+from components.retrievers.sqlite import SQLiteBM25Retriever, SQLiteEmbeddingRetriever
+from document_stores.sqlite.document_store import SQLiteDocumentStore, filter_to_sql, fts5_query, tokenize
 
 REPO = Path(__file__).resolve().parents[1]
 ALLOWED = ["components.*", "loupe.*"]
@@ -505,7 +505,7 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
 WRITER = """
     import sys, numpy as np
     from haystack import Document
-    from loupe.sqlite_store import SQLiteDocumentStore
+    from document_stores.sqlite.document_store import SQLiteDocumentStore
     path, first, batches, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     store = SQLiteDocumentStore(path=path)
     for batch in range(first, first + batches):
@@ -629,7 +629,7 @@ def test_store_serialization_round_trip(tmp_path):
                                 indexed_meta_fields=["doc_id", "source"], return_embedding=True)
     data = store.to_dict()
     assert data == {
-        "type": "loupe.sqlite_store.SQLiteDocumentStore",
+        "type": "document_stores.sqlite.document_store.SQLiteDocumentStore",
         "init_parameters": {"path": str(tmp_path / "x.sqlite3"), "bm25_engine": "fts5", "bm25_parameters": {"k1": 1.2},
                             "indexed_meta_fields": ["doc_id", "source"], "return_embedding": True},
     }
@@ -696,8 +696,8 @@ def test_pipeline_round_trip_and_run(store, corpus):
 
 
 def test_embedded_backend_is_sqlite_and_imports_a_legacy_json_store(tmp_path):
-    from loupe.embedded_store import EmbeddedDocumentStore
-    from loupe.settings import Settings
+    from configuration.settings import Settings
+    from document_stores.json_file import EmbeddedDocumentStore
     from loupe.stores import build_document_store, build_retrievers, persist, refresh
 
     settings = Settings(data_dir=tmp_path / "data", generator_kind="extractive").validate()

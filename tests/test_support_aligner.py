@@ -12,7 +12,7 @@ import pytest
 
 from components import support_aligner
 from components.support_aligner import ABSTENTION, SupportAligner, answer_sentences, content_words
-from loupe.models import MINILM_ID, resolve_embedding_model
+from configuration.model_paths import MINILM_ID, resolve_embedding_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 RECORDS = SHARED / "data" / "kommineni2024"

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select, update
 
 import cli
-from loupe.settings import Settings
-from review.db import open_database
+from configuration.settings import Settings
 from review.access import Principal
+from review.db import open_database
 from review.errors import AuthenticationError, ReviewError
 from review.models import LoginAttempt, User
 from review.users import FAILURE_WINDOW, MAX_FAILURES, add_user, authenticate, set_disabled, set_role

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from loupe.text_safety import escape_markdown
 from review.access import Principal, local_user_name
 from review.errors import AuthenticationError
 from review.users import authenticate, load_principal, principal_for_email, user_count
+from ui.text_safety import escape_markdown
 
 _USER_KEY = "auth_user"
 

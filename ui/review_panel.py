@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import difflib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -13,8 +14,8 @@ from review.access import Principal
 from review.annotations import record_verdict
 from review.errors import ConflictError, ReviewError
 from review.models import REJECT_REASONS, Record
-from loupe.text_safety import escape_markdown
 from ui.highlight import STYLE, answer_html, escape, evidence_spans, passage_html
+from ui.text_safety import escape_markdown
 
 MARK_LABELS = {"relevant": "relevant", "not_relevant": "not relevant"}
 

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from sqlalchemy import select
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 from review.db import open_database
 from review.models import Annotation, Record
 from tests.browser.conftest import start_app

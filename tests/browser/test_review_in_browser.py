@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from configuration.settings import Settings
 from loupe.ingest import Ingester
-from loupe.settings import Settings
 from loupe.stores import build_document_store
 from tests.browser.conftest import start_app
 from tests.conftest import DEMO_CORPUS, REPO

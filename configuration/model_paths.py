@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from loupe.settings import Settings
+from configuration.settings import Settings
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -41,7 +41,7 @@ class EmbeddedDocumentStore(InMemoryDocumentStore):
         return default_to_dict(self, path=self.path, bm25_algorithm=self.bm25_algorithm)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EmbeddedDocumentStore":
+    def from_dict(cls, data: dict[str, Any]) -> EmbeddedDocumentStore:
         return default_from_dict(cls, data)
 
     def _file_mtime(self) -> float | None:

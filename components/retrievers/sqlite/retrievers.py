@@ -1,4 +1,4 @@
-"""BM25 and embedding retrievers for loupe.sqlite_store.SQLiteDocumentStore, shaped like Haystack's in-memory ones."""
+"""BM25 and embedding retrievers for document_stores.sqlite.document_store.SQLiteDocumentStore, shaped like Haystack's in-memory ones."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.document_stores.types import FilterPolicy, apply_filter_policy
 
-from loupe.sqlite_store import SQLiteDocumentStore
+from document_stores.sqlite.document_store import SQLiteDocumentStore
 
 
 def _check(document_store: Any, top_k: int) -> None:
@@ -81,7 +81,7 @@ class SQLiteBM25Retriever:
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SQLiteBM25Retriever":
+    def from_dict(cls, data: dict[str, Any]) -> SQLiteBM25Retriever:
         return _from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
@@ -158,7 +158,7 @@ class SQLiteEmbeddingRetriever:
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SQLiteEmbeddingRetriever":
+    def from_dict(cls, data: dict[str, Any]) -> SQLiteEmbeddingRetriever:
         return _from_dict(cls, data)
 
     @component.output_types(documents=list[Document])

@@ -2,7 +2,7 @@
 
 `SQLiteDocumentStore` implements Haystack's DocumentStore protocol (count, filter, write with every
 DuplicatePolicy, delete, delete by filter, to_dict/from_dict) and offers `bm25_retrieval` and
-`embedding_retrieval` for `components.sqlite_retrievers`. Everything durable lives in ONE SQLite file:
+`embedding_retrieval` for `components.retrievers.sqlite`. Everything durable lives in ONE SQLite file:
 
     documents   rid (INTEGER PRIMARY KEY AUTOINCREMENT, never reused), id (UNIQUE), content, meta (JSON),
                 embedding (float32 BLOB), extra (JSON: blob, sparse_embedding), and the document's BM25 terms
@@ -71,10 +71,11 @@ import sqlite3
 import threading
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from haystack import Document, default_from_dict, default_to_dict, logging
@@ -366,7 +367,7 @@ class _Segment:
         self.tfs = tfs  # uint32 counts; scoring promotes them to float64
 
     @classmethod
-    def from_postings(cls, slots: np.ndarray, terms: np.ndarray, tfs: np.ndarray) -> "_Segment":
+    def from_postings(cls, slots: np.ndarray, terms: np.ndarray, tfs: np.ndarray) -> _Segment:
         """From postings in any order: slot, term id and term frequency of each."""
         vocabulary = int(terms.max()) + 1 if len(terms) else 0
         if _sparse is not None and len(terms):
@@ -379,7 +380,7 @@ class _Segment:
         return cls(ptr, slots[order], tfs[order])
 
     @classmethod
-    def from_rows(cls, first_slot: int, sizes: np.ndarray, terms: np.ndarray, tfs: np.ndarray) -> "_Segment":
+    def from_rows(cls, first_slot: int, sizes: np.ndarray, terms: np.ndarray, tfs: np.ndarray) -> _Segment:
         """From consecutive rows' postings (row-major): sizes[i] postings belong to slot first_slot + i."""
         if _sparse is not None and len(terms):
             indptr = np.zeros(len(sizes) + 1, dtype=np.int64)
@@ -730,7 +731,7 @@ class SQLiteDocumentStore:
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SQLiteDocumentStore":
+    def from_dict(cls, data: dict[str, Any]) -> SQLiteDocumentStore:
         return default_from_dict(cls, data)
 
     # -- connection -----------------------------------------------------------------------------------------

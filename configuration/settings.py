@@ -68,7 +68,7 @@ class Settings:
         """Where the embedded document store keeps its documents: one SQLite database file."""
         return self.data_dir / "store" / "documents.sqlite3"
 
-    def validate(self) -> "Settings":
+    def validate(self) -> Settings:
         """Raise SettingsError on the first value that cannot work."""
         _require_choice("backend", self.backend, BACKENDS)
         _require_choice("generator_kind", self.generator_kind, GENERATOR_KINDS)
@@ -86,7 +86,7 @@ class Settings:
             raise SettingsError("generator_kind 'openai' needs LOUPE_GENERATOR_BASE_URL (e.g. http://localhost:8000/v1)")
         return self
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated."""
         return dataclasses.replace(self, **changes).validate()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
+from configuration.settings import Settings, load_settings
 from loupe.qa import Asker
-from loupe.settings import Settings, load_settings
 
 
 @st.cache_resource(show_spinner="Loading settings…")

@@ -1,0 +1,1 @@
+"""The command line (`loupe …` or `python cli.py …`): parses arguments and calls the core and review layers."""

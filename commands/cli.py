@@ -1,0 +1,415 @@
+"""Loupe's command line: `python cli.py --help`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from configuration.settings import RETRIEVAL_MODES, SettingsError, load_settings
+from review.access import ROLES
+from review.errors import ReviewError
+
+
+def _progress_printer(verb: str):
+    """A progress line on stderr: rewritten in place on a terminal, one line per step otherwise."""
+    interactive = sys.stderr.isatty()
+
+    def show(done: int, total: int, current: str) -> None:
+        width = len(str(total))
+        line = " ".join(part for part in (f"[{done:>{width}}/{total}]", verb, current) if part)
+        if interactive:
+            sys.stderr.write("\r\033[K" + line + ("\n" if done == total else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _operator():
+    """Who the command line acts as: an admin under LOUPE_ANNOTATOR or the login name. Whoever can run it can
+    open the database (the data directory or DATABASE_URL) directly, so roles add nothing here."""
+    from review.access import Principal, local_user_name
+
+    return Principal(local_user_name(), "admin")
+
+
+def _sessions():
+    from review.db import open_database
+
+    return open_database(load_settings())
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from loupe.ingest import Ingester
+    from loupe.stores import build_document_store
+
+    settings = load_settings()
+    ingester = Ingester(settings, build_document_store(settings))
+    report = ingester.ingest(args.paths, progress=_progress_printer("ingesting"))
+    return _finish(report, FAILED=report.failures)
+
+
+def _finish(report, **problems: list) -> int:
+    """Every problem on stderr under its label (FAILED, SKIPPED), the summary on stdout; the report's exit code."""
+    for label, items in problems.items():
+        for item in items:
+            print(f"{label} {item}", file=sys.stderr)
+    print(report.summary())
+    return report.exit_code
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from loupe.qa import Asker
+
+    settings = load_settings()
+    if args.top_k is not None and args.top_k < 1:
+        raise SettingsError(f"--top-k must be at least 1, got {args.top_k}")
+    asker = Asker(settings)
+    if asker.generator.fallback_reason:
+        print(f"NOTE: using the extractive answerer: {asker.generator.fallback_reason}", file=sys.stderr)
+    unknown = _unknown_documents(asker.bundle.store, args.doc or [])
+    if unknown:
+        print(f"error: unknown document id(s): {', '.join(unknown)} (see `python cli.py docs`)", file=sys.stderr)
+        return 2
+    stream = None if args.json else _print_stream
+    answer = asker.ask(
+        args.question, doc_ids=args.doc, mode=args.mode, top_k=args.top_k, streaming_callback=stream,
+        on_fallback=lambda reason: print(f"\nNOTE: using the extractive answerer: {reason}", file=sys.stderr),
+    )
+    support = None
+    if args.support:
+        from loupe.support import analyze_support
+
+        support = analyze_support(settings, answer.answer, [p["text"] for p in answer.passages])
+    if args.json:
+        print(json.dumps(answer.to_json() | ({"support": support} if support else {}), ensure_ascii=False))
+        return 0
+    if stream is None or not answer.answer:
+        print(answer.answer)
+    print(f"\n\n-- generator: {answer.generator['kind']} ({answer.generator['model']}); "
+          f"retrieval {answer.timings['retrieval_ms']:.0f} ms, generation {answer.timings['generation_ms']:.0f} ms")
+    for number, passage in enumerate(answer.passages, start=1):
+        ranks = ", ".join(f"{name} #{rank}" for name, rank in passage["ranks"].items() if rank is not None)
+        print(f"\n[{number}] {passage['title']} (doc {passage['doc_id']}, page {passage['page']}) "
+              f"score {passage['score']:.4f}; {ranks}")
+        print(passage["text"])
+    if support:
+        _print_support(support)
+    return 0
+
+
+def _print_support(support: dict) -> None:
+    print("\n-- support" + (" (the answer abstains)" if support["abstains"] else ""))
+    for sentence in support["sentences"]:
+        sources = sorted({evidence["passage"] + 1 for evidence in sentence["evidence"]})
+        mark = {"abstention": "ABSTAINS"}.get(sentence["kind"]) or (
+            f"supported by [{', '.join(map(str, sources))}]" if sentence["supported"] else "UNSUPPORTED")
+        print(f"{sentence['index'] + 1}. {mark}: {sentence['text']}")
+
+
+def _print_stream(chunk) -> None:
+    print(chunk.content, end="", flush=True)
+
+
+def _unknown_documents(store, doc_ids: list[str]) -> list[str]:
+    from loupe.ingest import stored_hashes
+
+    known = stored_hashes(store, doc_ids)
+    return [doc_id for doc_id in doc_ids if doc_id not in known]
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from loupe.ingest import count_by_document
+    from loupe.stores import build_document_store
+
+    counts = count_by_document(build_document_store(load_settings()))
+    for doc_id, chunks in sorted(counts.items()):
+        print(f"{doc_id}\t{chunks} chunks")
+    print(f"{len(counts)} documents", file=sys.stderr)
+    return 0
+
+
+def cmd_eval_retrieval(args: argparse.Namespace) -> int:
+    from loupe.retrieval_eval import evaluate_beir, format_table
+
+    modes = [args.mode] if args.mode else list(RETRIEVAL_MODES)
+    results = evaluate_beir(
+        load_settings(), Path(args.corpus), Path(args.queries), Path(args.qrels), modes,
+        progress=_progress_printer(""),
+    )
+    print(json.dumps(results) if args.json else format_table(results))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from review.export import export_bytes
+
+    with _sessions()() as session:
+        data, count = export_bytes(session, args.format, run=args.run, actor=_operator())
+    if args.out:
+        Path(args.out).write_bytes(data)
+        print(f"exported {count} records to {args.out}", file=sys.stderr)
+    elif args.format == "parquet":
+        raise ValueError("Parquet is binary: give a file with --out")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from review.importer import Importer, default_run_name
+    from review.record_files import decode_text, parse_question_set
+    from review.verdict_files import parse_label_map
+
+    questions = parse_question_set(decode_text(Path(args.questions).read_bytes())) if args.questions else None
+    importer = Importer(
+        _sessions(), actor=_operator(), run=args.run or default_run_name(args.paths), annotator=args.annotator,
+        questions=questions, label_map=parse_label_map(args.map), model=args.model,
+    )
+    report = importer.import_paths(args.paths, progress=_progress_printer("importing"))
+    return _finish(report, FAILED=report.failures, SKIPPED=report.skipped)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from review.analysis import analyze_pending
+    from review.db import open_database
+
+    settings = load_settings()
+    done = analyze_pending(open_database(settings), settings, run=args.run, progress=_progress_printer("analysing"))
+    print(f"support maps computed for {done} records" + (f" of run {args.run}" if args.run else ""))
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    import signal
+
+    from loupe.ingest import count_by_document
+    from loupe.qa import Asker
+    from review.batch import run_batch
+    from review.db import open_database
+    from review.record_files import decode_text, parse_question_set
+
+    settings = load_settings()
+    questions = parse_question_set(decode_text(Path(args.questions).read_bytes()))
+    asker = Asker(settings)
+    known = sorted(count_by_document(asker.bundle.store))
+    doc_ids = known if args.docs == ["all"] else args.docs
+    unknown = [doc_id for doc_id in doc_ids if doc_id not in known]
+    if unknown or not doc_ids:
+        why = f"unknown document id(s): {', '.join(unknown)}" if unknown else "no document is ingested"
+        print(f"error: {why} (see `python cli.py docs`)", file=sys.stderr)
+        return 2
+    if asker.generator.fallback_reason:
+        print(f"NOTE: using the extractive answerer: {asker.generator.fallback_reason}", file=sys.stderr)
+    stop = {"requested": False}
+
+    def request_stop(*_):
+        stop["requested"] = True
+        print("\nstopping after the current question; run the same command again to resume", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, request_stop)
+    show = _progress_printer("answering")
+    report = run_batch(
+        open_database(settings), asker, settings, actor=_operator(),
+        run=args.run or f"batch-{Path(args.questions).stem}", questions=questions, doc_ids=doc_ids, mode=args.mode,
+        top_k=args.top_k or settings.top_k,
+        progress=lambda done, total, item, left: show(done, total, f"{item} (ETA {_duration(left)})"),
+        should_stop=lambda: stop["requested"],
+    )
+    for failure in report.failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    print(report.summary())
+    return 0 if not report.failures and not report.cancelled else 1
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from review.agreement import progress_report
+    from review.models import Record
+
+    with _sessions()() as session:
+        if session.query(Record.id).filter(Record.run == args.run).first() is None:
+            raise ValueError(f"run {args.run!r} has no records")
+        report = progress_report(session, actor=_operator(), run=args.run)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(f"run {report['run']}")
+    for name, figures in report["annotators"].items():
+        mix = ", ".join(f"{count} {verdict}" for verdict, count in figures["verdicts"].items())
+        print(f"  {name}: {figures['done']} of {figures['assigned']} done ({mix}), "
+              f"median {figures['median_seconds']} s")
+    agreement = report["agreement"]
+    for pair in agreement["pairs"]:
+        print(f"  {pair['a']} / {pair['b']}: n={pair['n']} agreement={pair['percent_agreement']} "
+              f"kappa={pair['cohen_kappa']}")
+    print(f"  Fleiss' kappa {agreement['fleiss_kappa']['value']} (n={agreement['fleiss_kappa']['n']}); "
+          f"Krippendorff's alpha {agreement['krippendorff_alpha']['value']} (n={agreement['krippendorff_alpha']['n']})")
+    return 0
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    from review.assignment import assign_run
+
+    with _sessions()() as session:
+        summary = assign_run(session, actor=_operator(), run=args.run, annotators=args.annotators,
+                             overlap=args.overlap)
+    print(summary.summary())
+    for name, load in summary.loads.items():
+        print(f"  {name}: {load} records")
+    return 0
+
+
+def _read_new_password() -> str:
+    """The password, twice: prompted on a terminal; otherwise the first two lines of standard input (a single
+    line is taken as it is)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first, second = getpass.getpass("Password: "), getpass.getpass("Repeat the password: ")
+    else:
+        lines = sys.stdin.read().splitlines()
+        first = lines[0] if lines else ""
+        second = lines[1] if len(lines) > 1 else first
+    if first != second:
+        raise ReviewError("the two passwords differ; nothing was changed")
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from review import users
+
+    with _sessions()() as session:
+        actor = _operator()
+        if args.action == "list":
+            for user in users.list_users(session, actor=actor):
+                state = "disabled" if user.disabled else "enabled"
+                print(f"{user.name}\t{user.role}\t{state}\t{user.email or ''}")
+            return 0
+        if args.action == "add":
+            users.add_user(session, actor=actor, name=args.name, role=args.role, password=_read_new_password(),
+                           email=args.email)
+            message = f"added {args.name} ({args.role})"
+        elif args.action == "set-password":
+            users.set_password(session, actor=actor, name=args.name, password=_read_new_password())
+            message = f"password of {args.name} set"
+        elif args.action == "set-role":
+            users.set_role(session, actor=actor, name=args.name, role=args.role)
+            message = f"{args.name} is now {args.role}"
+        else:
+            users.set_disabled(session, actor=actor, name=args.name, disabled=args.action == "disable")
+            message = f"{args.name} {args.action}d"
+    print(message)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py", description="Loupe: review RAG answers against their sources.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="add PDF, text, Markdown and JSONL files (folders recursively)")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    ask = commands.add_parser("ask", help="answer a question from the ingested documents")
+    ask.add_argument("question", metavar="QUESTION")
+    ask.add_argument("--doc", action="append", metavar="ID", help="restrict retrieval to this document (repeatable)")
+    ask.add_argument("--mode", choices=RETRIEVAL_MODES, default="hybrid")
+    ask.add_argument("--top-k", type=int, dest="top_k", metavar="N")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--support", action="store_true", help="also show which passage supports each answer sentence")
+    ask.set_defaults(handler=cmd_ask)
+
+    docs = commands.add_parser("docs", help="list ingested documents")
+    docs.set_defaults(handler=cmd_docs)
+
+    evaluate = commands.add_parser("eval-retrieval", help="nDCG@10, Recall@5/10, MRR@10 on a BEIR-format set")
+    evaluate.add_argument("corpus", metavar="CORPUS.jsonl")
+    evaluate.add_argument("queries", metavar="QUERIES.jsonl")
+    evaluate.add_argument("qrels", metavar="QRELS.tsv")
+    evaluate.add_argument("--mode", choices=RETRIEVAL_MODES, help="evaluate one mode only (default: all three)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=cmd_eval_retrieval)
+
+    imports = commands.add_parser(
+        "import", help="import RAG outputs (prompt or answer-only .txt records, JSONL) and prior verdicts (CSV/JSONL)",
+        description="Import record files, folders (recursively) and zip archives into a run. Verdict files are "
+                    "imported as --annotator's verdicts on the records of the run; labels map to verdicts with "
+                    "--map (default Yes=accept,No=reject:other).",
+    )
+    imports.add_argument("paths", nargs="+", metavar="PATH")
+    imports.add_argument("--run", metavar="NAME", help="run to import into (default: the first PATH's name)")
+    imports.add_argument("--annotator", metavar="NAME", help="whose verdicts the verdict files hold")
+    imports.add_argument("--questions", metavar="FILE", help="question set for answer-only records (line n = CQ<n>)")
+    imports.add_argument("--map", metavar="LABEL=VERDICT[:REASON],…", help="decision labels to verdicts")
+    imports.add_argument("--model", metavar="NAME", help="the generator that wrote the answers (default: the "
+                                                          "records' folder name, or meta.model in JSONL)")
+    imports.set_defaults(handler=cmd_import)
+
+    batch = commands.add_parser("batch", help="ask every question of a set of every selected document")
+    batch.add_argument("--questions", required=True, metavar="FILE", help="one question per line, or JSONL {id, question}")
+    batch.add_argument("--docs", nargs="+", required=True, metavar="ID", help="document ids, or `all`")
+    batch.add_argument("--run", metavar="NAME", help="run name (default: batch-<questions file name>); "
+                                                    "running it again resumes it")
+    batch.add_argument("--mode", choices=RETRIEVAL_MODES, default="hybrid")
+    batch.add_argument("--top-k", type=int, dest="top_k", metavar="N")
+    batch.set_defaults(handler=cmd_batch)
+
+    analyze = commands.add_parser("analyze", help="compute the support maps that imports and batches deferred")
+    analyze.add_argument("--run", metavar="NAME", help="only the records of this run")
+    analyze.set_defaults(handler=cmd_analyze)
+
+    report = commands.add_parser("report", help="progress and inter-annotator agreement of a run")
+    report.add_argument("--run", required=True, metavar="NAME")
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+    report.set_defaults(handler=cmd_report)
+
+    assign = commands.add_parser("assign", help="assign a run's records to annotators, each record to K of them",
+                                 description="Balanced assignment; run it again with more (or fewer) annotators to "
+                                             "re-balance. Records someone has judged stay with them.")
+    assign.add_argument("--run", required=True, metavar="NAME")
+    assign.add_argument("--annotators", required=True, nargs="+", metavar="NAME", help="user names")
+    assign.add_argument("--overlap", required=True, type=int, metavar="K", help="annotators per record")
+    assign.set_defaults(handler=cmd_assign)
+
+    users = commands.add_parser("users", help="user accounts for LOUPE_AUTH=password: add, list, disable, roles")
+    user_actions = users.add_subparsers(dest="action", required=True)
+    add = user_actions.add_parser("add", help="add a user; the password is read twice from the terminal or stdin")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--email", metavar="ADDRESS")
+    user_actions.add_parser("list", help="every user with role and state")
+    for action, what in (("disable", "stop a user from logging in"), ("enable", "let a disabled user log in again"),
+                         ("set-password", "set a user's password (read twice from the terminal or stdin)")):
+        user_actions.add_parser(action, help=what).add_argument("name", metavar="NAME")
+    set_role = user_actions.add_parser("set-role", help="change a user's role")
+    set_role.add_argument("name", metavar="NAME")
+    set_role.add_argument("role", metavar="ROLE", choices=ROLES)
+    users.set_defaults(handler=cmd_users)
+
+    export = commands.add_parser("export", help="records with their annotations as JSONL, CSV or Parquet")
+    export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")
+    export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    export.add_argument("--run", metavar="NAME", help="only the records of this run")
+    export.set_defaults(handler=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (SettingsError, ReviewError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+

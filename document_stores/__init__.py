@@ -1,0 +1,1 @@
+"""Loupe's own Haystack document stores."""
