@@ -8,11 +8,13 @@ PORT ?= 8501
 
 .PHONY: run test demo-data clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# Loupe itself is installed editable (pyproject.toml), which also puts the `loupe` command in $(BIN).
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 # The demo corpus is indexed once, on first start; delete $(DATA_DIR) to start afresh.
@@ -25,7 +27,10 @@ demo-data: $(DATA_DIR)/.demo-indexed
 run: $(STAMP) demo-data
 	LOUPE_DATA_DIR=$(DATA_DIR) $(BIN)/streamlit run app.py --server.port $(PORT)
 
+# The layer contract and the linter first: an upward import fails the build before any test runs.
 test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 clean:

@@ -12,9 +12,8 @@ from review.errors import PermissionDeniedError, ReviewError
 from review.models import REJECT_REASONS, VERDICTS
 from review.queue import queue_facets
 from ui.app_state import app_sessions, current_principal
-from ui.highlight import escape
 from ui.review_panel import correction_diff_html, show_record
-from ui.text_safety import escape_markdown
+from ui.text_safety import escape_html, escape_markdown
 
 sessions, principal = app_sessions(), current_principal()
 
@@ -91,7 +90,7 @@ corrections = [a for a in case.annotations if a.corrected_answer]
 if len(corrections) > 1:
     st.subheader("Between the corrections")
     for first, second in combinations(corrections, 2):
-        st.html(f"<b>{escape(first.annotator)} → {escape(second.annotator)}</b>")
+        st.html(f"<b>{escape_html(first.annotator)} → {escape_html(second.annotator)}</b>")
         st.html(correction_diff_html(first.corrected_answer, second.corrected_answer))
 
 st.subheader("Final verdict")

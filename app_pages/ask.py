@@ -9,9 +9,10 @@ from typing import Any
 import streamlit as st
 
 from configuration.settings import RETRIEVAL_MODES
-from loupe.qa import Answer, QuestionError
-from loupe.support import analyze_support
-from review.records import get_record, record_from_answer
+from loupe.qa import QuestionError
+from review.asking import ask_and_record
+from review.models import Record
+from review.records import get_record
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
 from ui.text_safety import escape_markdown
@@ -33,15 +34,16 @@ with st.form("ask_form", border=False):
     asked = st.form_submit_button("Ask", type="primary")
 
 
-def stream_answer(question: str, scope: list[str], mode: str, top_k: int) -> Answer:
-    """Run the question in a worker thread and show the answer as it streams in."""
+def ask_and_store(question: str, scope: list[str], mode: str, top_k: int) -> Record:
+    """Answer (streamed into the page from a worker thread), analyse support, and store the record: it is
+    committed before it is shown."""
     chunks: queue.Queue = queue.Queue()
     outcome: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            outcome["answer"] = asker.ask(
-                question, doc_ids=scope, mode=mode, top_k=top_k,
+            outcome["record"] = ask_and_record(
+                sessions, asker, actor=principal, question=question, doc_ids=scope, mode=mode, top_k=top_k,
                 streaming_callback=lambda chunk: chunks.put(chunk.content),
                 on_fallback=lambda reason: chunks.put(("fallback", reason)),
             )
@@ -64,18 +66,7 @@ def stream_answer(question: str, scope: list[str], mode: str, top_k: int) -> Ans
     placeholder.empty()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["answer"]
-
-
-def ask_and_store(question: str) -> None:
-    """Answer, analyse support, and store the record (committed before it is shown)."""
-    answer = stream_answer(question, scope, mode, int(top_k))
-    with st.spinner("Checking which passages support the answer…"):
-        support = analyze_support(settings, answer.answer, [p["text"] for p in answer.passages])
-    with sessions() as session:
-        record = record_from_answer(session, answer=answer, settings=settings, support=support,
-                                    created_by=principal.name)
-    st.session_state["ask_record_id"] = record.id
+    return outcome["record"]
 
 
 if asked:
@@ -83,8 +74,8 @@ if asked:
         st.error("Type a question first.")
     else:
         try:
-            with st.spinner("Retrieving passages and generating…"):
-                ask_and_store(question)
+            with st.spinner("Retrieving passages, generating, checking which passages support the answer…"):
+                st.session_state["ask_record_id"] = ask_and_store(question, scope, mode, int(top_k)).id
         except QuestionError as error:
             st.error(escape_markdown(str(error)))
         except Exception as error:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from configuration.settings import RETRIEVAL_MODES
-from review.batch import answered_ids, run_batch
+from review.batch import batch_runs, run_batch
 from review.errors import ReviewError
-from review.models import Run
 from review.record_files import RecordParseError, parse_question_set
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
 from ui.text_safety import escape_markdown
@@ -57,13 +56,10 @@ if start:
     for failure in report.failures:
         st.caption(escape_markdown(f"failed: {failure}"))
 
-with sessions() as session:
-    runs = session.query(Run).filter(Run.kind == "batch").order_by(Run.updated_at.desc()).all()
+runs = batch_runs(sessions)
 if runs:
     st.subheader("Batch runs")
     for item in runs:
-        total = len(item.questions) * len(item.doc_ids)
-        done = len(answered_ids(sessions, item.name))
-        st.progress(done / max(total, 1), text=escape_markdown(
-            f"{item.name}: {done} of {total} answered · {item.settings.get('mode')} top-{item.settings.get('top_k')} · "
+        st.progress(item.answered / max(item.total, 1), text=escape_markdown(
+            f"{item.name}: {item.answered} of {item.total} answered · {item.settings.get('mode')} top-{item.settings.get('top_k')} · "
             f"{item.settings.get('generator_kind')} {item.settings.get('generator_model')}"))

@@ -7,9 +7,10 @@ import time
 import streamlit as st
 
 from review.analysis import ensure_support
+from review.asking import can_retrieve_passages, retrieve_passages
 from review.errors import ReviewError
 from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unreviewed, queue_entries, queue_facets
-from review.records import attach_passages, open_record
+from review.records import open_record
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from ui.review_panel import show_record, verdict_controls
 from ui.text_safety import escape_markdown
@@ -113,14 +114,9 @@ st.markdown(f"#### {escape_markdown(record.question) or '*(no question text: imp
 
 if not record.passages and not (record.meta or {}).get("context_recorded", True):
     st.warning("No context recorded: this answer was imported without the passages it was given.")
-    if record.doc_id and record.doc_id in document_ids(asker) and record.question:
+    if can_retrieve_passages(record, document_ids(asker)):
         if st.button(f"Retrieve passages from {record.doc_id}", key="queue_retrieve"):
-            from loupe.qa import passage_record
-
-            found = asker.retrieve(record.question, doc_ids=[record.doc_id], mode="hybrid", top_k=settings.top_k)
-            with sessions() as session:
-                attach_passages(session, record_id=record.id, passages=[passage_record(doc) for doc in found],
-                                how={"mode": "hybrid", "top_k": settings.top_k})
+            retrieve_passages(sessions, asker, actor=principal, record_id=record.id)
             st.rerun()
     elif record.doc_id:
         st.caption(f"Ingest document {escape_markdown(record.doc_id)} to retrieve passages for this answer.")

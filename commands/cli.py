@@ -78,14 +78,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     answer = asker.ask(
         args.question, doc_ids=args.doc, mode=args.mode, top_k=args.top_k, streaming_callback=stream,
         on_fallback=lambda reason: print(f"\nNOTE: using the extractive answerer: {reason}", file=sys.stderr),
+        with_support=args.support,
     )
-    support = None
-    if args.support:
-        from loupe.support import analyze_support
-
-        support = analyze_support(settings, answer.answer, [p["text"] for p in answer.passages])
+    support = answer.support
     if args.json:
-        print(json.dumps(answer.to_json() | ({"support": support} if support else {}), ensure_ascii=False))
+        print(json.dumps(answer.to_json(), ensure_ascii=False))
         return 0
     if stream is None or not answer.answer:
         print(answer.answer)
@@ -235,11 +232,8 @@ def _duration(seconds: float | None) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from review.agreement import progress_report
-    from review.models import Record
 
     with _sessions()() as session:
-        if session.query(Record.id).filter(Record.run == args.run).first() is None:
-            raise ValueError(f"run {args.run!r} has no records")
         report = progress_report(session, actor=_operator(), run=args.run)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from haystack.utils import Secret
 from components.extractive_answerer import ExtractiveAnswerer
 from configuration.model_paths import resolve_embedding_model
 from configuration.settings import Settings
+from pipelines.answer import build_answer_pipeline
 
 API_KEY_VARIABLES = ["LOUPE_GENERATOR_API_KEY", "OPENAI_API_KEY"]
 
@@ -52,6 +54,26 @@ def choose_generator(settings: Settings) -> GeneratorChoice:
     except Exception as error:  # any load failure (no weights, no network, bad path) means: fall back
         return fallback_choice(settings, _load_failure_reason(settings, error))
     return GeneratorChoice(generator, "transformers", settings.generator_model)
+
+
+def answer_with_fallback(
+    settings: Settings, choice: GeneratorChoice, pipeline: Any, run: Callable[[GeneratorChoice, Any], dict],
+    on_fallback: Callable[[str], None] | None = None,
+) -> tuple[GeneratorChoice, dict]:
+    """`run(choice, pipeline)`, the answer pipeline of the generator chosen at start; a generator that fails now
+    (an unreachable server) is replaced for this answer by the extractive answerer, and `on_fallback` is told why.
+
+    This and `choose_generator` are the two moments a fallback is decided: at load and at answer time.
+    :returns: the generator that answered and the pipeline's result."""
+    try:
+        return choice, run(choice, pipeline)
+    except Exception as error:
+        if choice.kind == "extractive":
+            raise
+        fallback = fallback_choice(settings, f"{choice.kind} generator failed: {type(error).__name__}: {error}")
+        if on_fallback is not None:
+            on_fallback(fallback.fallback_reason)
+        return fallback, run(fallback, build_answer_pipeline(settings.prompt_template, fallback.component))
 
 
 def fallback_choice(settings: Settings, reason: str) -> GeneratorChoice:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,9 @@ from haystack import Document
 from components.file_loader import SUPPORTED_SUFFIXES, FileLoader, LoadFailure
 from configuration.model_paths import apply_offline_mode
 from configuration.settings import Settings
+from loupe.progress import ProgressCallback
 from loupe.stores import persist
 from pipelines.indexing import build_indexing_pipeline
-
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass

@@ -11,8 +11,9 @@ from haystack import Document, Pipeline
 
 from configuration.model_paths import apply_offline_mode
 from configuration.settings import RETRIEVAL_MODES, Settings
-from loupe.generators import GeneratorChoice, choose_generator, fallback_choice
+from loupe.generators import GeneratorChoice, answer_with_fallback, choose_generator
 from loupe.stores import StoreBundle, build_retrievers, refresh
+from loupe.support import analyze_support
 from pipelines.answer import answer_inputs, build_answer_pipeline
 from pipelines.retrieval import build_retrieval_pipeline, retrieval_inputs
 
@@ -33,6 +34,7 @@ class Answer:
     mode: str
     doc_ids: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    support: dict[str, Any] | None = None  # the support map (components.support_aligner), when asked for
 
     def to_json(self) -> dict[str, Any]:
         """The `ask --json` object."""
@@ -44,7 +46,7 @@ class Answer:
             "scope": self.doc_ids,
             "passages": self.passages,
             "timings": self.timings,
-        }
+        } | ({"support": self.support} if self.support is not None else {})
 
 
 def passage_record(document: Document) -> dict[str, Any]:
@@ -107,26 +109,22 @@ class Asker:
         top_k: int | None = None,
         streaming_callback: Callable[[Any], None] | None = None,
         on_fallback: Callable[[str], None] | None = None,
+        with_support: bool = False,
     ) -> Answer:
-        """Retrieve, then answer. A generator that fails at answer time (an unreachable server) is replaced by
-        the extractive answerer for this answer, and `on_fallback` is told why; the record says so too."""
+        """Retrieve, then answer (see loupe.generators.answer_with_fallback for a generator failing now), then,
+        with `with_support`, map which passages support each sentence of the answer."""
         started = time.perf_counter()
         documents = self.retrieve(question, doc_ids, mode, top_k)
         retrieved = time.perf_counter()
-        choice, pipeline = self.generator, self._answer_pipeline
-        try:
-            result = _run_answer(pipeline, choice, question, documents, streaming_callback)
-        except Exception as error:
-            if choice.kind == "extractive":
-                raise
-            choice = fallback_choice(self.settings, f"{choice.kind} generator failed: {type(error).__name__}: {error}")
-            if on_fallback is not None:
-                on_fallback(choice.fallback_reason)
-            pipeline = build_answer_pipeline(self.settings.prompt_template, choice.component)
-            result = _run_answer(pipeline, choice, question, documents, streaming_callback)
+
+        def run(choice: GeneratorChoice, pipeline: Pipeline) -> dict:
+            inputs = answer_inputs(choice.component, question, documents, streaming_callback)
+            return pipeline.run(inputs, include_outputs_from={"prompt_builder"})
+
+        choice, result = answer_with_fallback(self.settings, self.generator, self._answer_pipeline, run, on_fallback)
         finished = time.perf_counter()
         reply = result["generator"]["replies"][0]
-        return Answer(
+        answer = Answer(
             question=question.strip(),
             answer=(reply.text or "").strip(),
             generator=choice.describe(),
@@ -139,11 +137,9 @@ class Asker:
                 "generation_ms": round((finished - retrieved) * 1000, 1),
             },
         )
-
-
-def _run_answer(pipeline: Pipeline, choice: GeneratorChoice, question: str, documents: list, callback: Any) -> dict:
-    inputs = answer_inputs(choice.component, question, documents, callback)
-    return pipeline.run(inputs, include_outputs_from={"prompt_builder"})
+        if with_support:
+            answer.support = analyze_support(self.settings, answer.answer, [p["text"] or "" for p in answer.passages])
+        return answer
 
 
 def _checked_question(question: str) -> str:

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,13 @@ from haystack import Document
 
 from configuration.model_paths import apply_offline_mode
 from configuration.settings import RETRIEVAL_MODES, Settings
+from loupe.progress import ProgressCallback
 from loupe.stores import StoreBundle, build_retrievers
 from pipelines.indexing import build_indexing_pipeline
 from pipelines.retrieval import build_retrieval_pipeline, retrieval_inputs
 
 logger = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int, str], None]
 METRICS = ("ndcg@10", "recall@5", "recall@10", "mrr@10")
 _INDEX_BATCH = 32  # documents per indexing-pipeline run: bounds memory and paces the progress reports
 _PROGRESS_STEPS = 20  # query progress is reported about this many times per mode

@@ -126,7 +126,7 @@ def adjudicate(
     record.final_verdict = fields["verdict"]  # committed with the adjudication, or rolled back with it
     return save_version(session, current=current, fields=fields, expected_version=expected_version,
                         create=lambda **values: Adjudication(record_id=record_id, **values),
-                        history=AdjudicationVersion, parent_key="adjudication_id",
+                        history=AdjudicationVersion, parent_key=AdjudicationVersion.parent_key,
                         owner=lambda adjudication: adjudication.adjudicator, what="adjudication")
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from review.access import Principal
 from review.assignment import assigned_counts
+from review.errors import NotFoundError
 from review.models import VERDICTS, Annotation, Record
 
 _CODES = {verdict: code for code, verdict in enumerate(VERDICTS)}
@@ -118,7 +119,9 @@ def run_report(session: Session, run: str) -> dict[str, Any]:
 
 def progress_report(session: Session, *, actor: Principal, run: str) -> dict[str, Any]:
     """run_report as `actor` may see it: reviewers and admins see everything; an annotator sees only their own
-    progress (no agreement: it would tell them how others judged)."""
+    progress (no agreement: it would tell them how others judged). :raises NotFoundError: the run has no records."""
+    if session.scalar(select(Record.id).where(Record.run == run).limit(1)) is None:
+        raise NotFoundError(f"run {run!r} has no records")
     if actor.sees_everyone:
         return run_report(session, run)
     table = verdict_table(session, run)

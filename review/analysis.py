@@ -3,16 +3,13 @@ shown, or for many records at once by `python cli.py analyze`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import select
 
 from configuration.settings import Settings
+from loupe.progress import ProgressCallback
 from loupe.support import analyze_support
 from review.models import Record
 from review.records import apply_support, get_record
-
-ProgressCallback = Callable[[int, int, str], None]
 
 
 def ensure_support(sessions, settings: Settings, record: Record) -> Record:

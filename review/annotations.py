@@ -51,7 +51,7 @@ def record_verdict(
     )
     return save_version(session, current=current, fields=fields, expected_version=expected_version,
                         create=lambda **values: Annotation(record_id=record_id, **values),
-                        history=AnnotationVersion, parent_key="annotation_id",
+                        history=AnnotationVersion, parent_key=AnnotationVersion.parent_key,
                         owner=lambda annotation: annotation.annotator, what="verdict")
 
 

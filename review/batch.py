@@ -16,10 +16,11 @@ from sqlalchemy import select
 from configuration.settings import Settings
 from loupe.qa import Asker
 from review.access import Principal, require_role
+from review.asking import ask_and_record
 from review.errors import ReviewError
 from review.models import Record, Run, utcnow
 from review.record_files import Question
-from review.records import record_from_answer, record_key, settings_snapshot
+from review.records import record_key, settings_snapshot
 
 # (done, total, current item, seconds left or None): the caller draws the progress bar or line.
 BatchProgress = Callable[[int, int, str, float | None], None]
@@ -76,6 +77,24 @@ def open_run(sessions, name: str, questions: list[Question], doc_ids: list[str],
         return run
 
 
+@dataclass
+class BatchRunSummary:
+    """A batch run as its progress bar shows it."""
+
+    name: str
+    total: int
+    answered: int
+    settings: dict
+
+
+def batch_runs(sessions) -> list[BatchRunSummary]:
+    """Every batch run, most recently started or resumed first, with how far it got."""
+    with sessions() as session:
+        runs = list(session.scalars(select(Run).where(Run.kind == "batch").order_by(Run.updated_at.desc())))
+    return [BatchRunSummary(run.name, len(run.questions) * len(run.doc_ids), len(answered_ids(sessions, run.name)),
+                            dict(run.settings)) for run in runs]
+
+
 def answered_ids(sessions, run: str) -> set[str]:
     with sessions() as session:
         return set(session.scalars(select(Record.external_id).where(Record.run == run)))
@@ -103,11 +122,9 @@ def run_batch(
             break
         external_id = batch_external_id(doc_id, question)
         try:
-            answer = asker.ask(question.text, doc_ids=[doc_id], mode=mode, top_k=top_k)
-            with sessions() as session:
-                record_from_answer(session, answer=answer, settings=settings, run=run,
-                                   record_id=record_key(run, external_id), external_id=external_id,
-                                   question_id=question.id)
+            ask_and_record(sessions, asker, actor=actor, question=question.text, doc_ids=[doc_id], mode=mode,
+                           top_k=top_k, analyse=False, run=run, record_id=record_key(run, external_id),
+                           external_id=external_id, question_id=question.id, created_by=None)
             report.answered += 1
         except Exception as error:  # one failed question must not end a long run; it is retried on resume
             report.failures.append(f"{external_id}: {type(error).__name__}: {error}")

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from loupe.progress import ProgressCallback
 from review.access import Principal, require_role
 from review.annotations import record_verdict
 from review.errors import ReviewError
@@ -45,7 +46,6 @@ from review.verdict_files import (
 )
 from review.versioned import UNCHECKED
 
-ProgressCallback = Callable[[int, int, str], None]
 RECORD_SUFFIXES = (".txt", ".jsonl")
 BATCH = 500
 

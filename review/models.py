@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
@@ -98,17 +98,32 @@ class VersionedRow:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+    history_class: ClassVar[str]  # the HistoryRow model of its superseded states
+    history_backref: ClassVar[str]  # the name of that model's relationship back to this one
+
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:
         return {"version_id_col": cls.__table__.c.version}
+
+    @declared_attr
+    def history(cls) -> Mapped[list[Any]]:
+        return relationship(cls.history_class, back_populates=cls.history_backref, cascade="all, delete-orphan",
+                            order_by=f"{cls.history_class}.version")
 
 
 class HistoryRow:
     """A superseded state of a VersionedRow: the version it had and when it was saved."""
 
+    parent_key: ClassVar[str]  # the column that points at the VersionedRow; one row per (parent, version)
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     version: Mapped[int] = mapped_column(Integer)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        name = cls.parent_key.removesuffix("_id")
+        return (UniqueConstraint(cls.parent_key, "version", name=f"uq_{name}_version"),)
 
 
 class Annotation(VersionedRow, VerdictFields, Base):
@@ -119,17 +134,16 @@ class Annotation(VersionedRow, VerdictFields, Base):
 
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
 
+    history_class, history_backref = "AnnotationVersion", "annotation"
+
     record: Mapped[Record] = relationship(back_populates="annotations")
-    history: Mapped[list[AnnotationVersion]] = relationship(
-        back_populates="annotation", cascade="all, delete-orphan", order_by="AnnotationVersion.version"
-    )
 
 
 class AnnotationVersion(HistoryRow, VerdictFields, Base):
     """A superseded state of an annotation, kept when the verdict is changed: verdicts are never overwritten."""
 
     __tablename__ = "annotation_versions"
-    __table_args__ = (UniqueConstraint("annotation_id", "version", name="uq_annotation_version"),)
+    parent_key = "annotation_id"
 
     annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
 
@@ -192,16 +206,14 @@ class Adjudication(VersionedRow, AdjudicationFields, Base):
 
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), unique=True)
 
-    history: Mapped[list[AdjudicationVersion]] = relationship(
-        back_populates="adjudication", cascade="all, delete-orphan", order_by="AdjudicationVersion.version"
-    )
+    history_class, history_backref = "AdjudicationVersion", "adjudication"
 
 
 class AdjudicationVersion(HistoryRow, AdjudicationFields, Base):
     """A superseded state of an adjudication: who decided what, and when."""
 
     __tablename__ = "adjudication_versions"
-    __table_args__ = (UniqueConstraint("adjudication_id", "version", name="uq_adjudication_version"),)
+    parent_key = "adjudication_id"
 
     adjudication_id: Mapped[int] = mapped_column(ForeignKey("adjudications.id", ondelete="CASCADE"), index=True)
 

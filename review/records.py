@@ -45,7 +45,9 @@ def record_from_answer(
     run: str | None = None, record_id: str | None = None, external_id: str | None = None,
     question_id: str | None = None, created_by: str | None = None,
 ) -> Record:
-    """Store an answered question as a record and commit it; `created_by` (who asked) may review it."""
+    """Store an answered question as a record and commit it; `created_by` (who asked) may review it. The support
+    map is `support` or else the answer's own."""
+    support = support if support is not None else answer.support
     record_id = record_id or f"ask-{uuid.uuid4().hex[:12]}"
     record = Record(
         id=record_id,

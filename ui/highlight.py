@@ -3,9 +3,10 @@ the only markup in the output is the markup this module writes."""
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
+
+from ui.text_safety import escape_html
 
 STOPWORDS = frozenset(
     "a an and are as at be by for from has have how in is it its of on or that the this to was were what when "
@@ -29,10 +30,6 @@ STYLE = """<style>
 </style>"""
 
 
-def escape(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
 def question_terms(question: str) -> set[str]:
     """Content words of the question, lower case, for light highlighting."""
     return {word.lower() for word in _WORD.findall(question) if word.lower() not in STOPWORDS}
@@ -41,15 +38,15 @@ def question_terms(question: str) -> set[str]:
 def _terms_html(text: str, terms: set[str]) -> str:
     """Escape text, wrapping question terms (whole words, any case) in a light highlight."""
     if not terms:
-        return escape(text)
+        return escape_html(text)
     pattern = re.compile(r"\b(" + "|".join(re.escape(term) for term in sorted(terms, key=len, reverse=True)) + r")\b",
                          re.IGNORECASE)
     parts, last = [], 0
     for match in pattern.finditer(text):
-        parts.append(escape(text[last : match.start()]))
-        parts.append(f'<mark class="loupe-term">{escape(match.group(0))}</mark>')
+        parts.append(escape_html(text[last : match.start()]))
+        parts.append(f'<mark class="loupe-term">{escape_html(match.group(0))}</mark>')
         last = match.end()
-    parts.append(escape(text[last:]))
+    parts.append(escape_html(text[last:]))
     return "".join(parts)
 
 
@@ -85,11 +82,11 @@ def answer_html(answer: str, support: dict[str, Any] | None) -> str:
     """The answer, sentence by sentence, each marked supported (with its passages), unsupported or abstaining."""
     sentences = (support or {}).get("sentences") or []
     if not sentences:
-        return f'<div class="loupe-answer loupe-passage">{escape(answer)}</div>'
+        return f'<div class="loupe-answer loupe-passage">{escape_html(answer)}</div>'
     parts, position = [], 0
     for sentence in sentences:
         start, end = sentence["start"], sentence["end"]
-        parts.append(escape(answer[position:start]))
+        parts.append(escape_html(answer[position:start]))
         number = sentence["index"] + 1
         kind = sentence.get("kind", "claim")
         if kind == "abstention":
@@ -103,8 +100,8 @@ def answer_html(answer: str, support: dict[str, Any] | None) -> str:
             css, tag = "loupe-bad", f'<span class="loupe-tag loupe-tag-bad">⚠ {what}</span>'
         parts.append(
             f'<span class="loupe-sentence {css}" data-sentence="{number}"><sup class="loupe-label">{number}</sup>'
-            f"{escape(answer[start:end])}</span>{tag}"
+            f"{escape_html(answer[start:end])}</span>{tag}"
         )
         position = end
-    parts.append(escape(answer[position:]))
+    parts.append(escape_html(answer[position:]))
     return f'<div class="loupe-answer loupe-passage">{"".join(parts)}</div>'

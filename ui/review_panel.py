@@ -14,8 +14,8 @@ from review.access import Principal
 from review.annotations import record_verdict
 from review.errors import ConflictError, ReviewError
 from review.models import REJECT_REASONS, Record
-from ui.highlight import STYLE, answer_html, escape, evidence_spans, passage_html
-from ui.text_safety import escape_markdown
+from ui.highlight import STYLE, answer_html, evidence_spans, passage_html
+from ui.text_safety import escape_html, escape_markdown
 
 MARK_LABELS = {"relevant": "relevant", "not_relevant": "not relevant"}
 
@@ -26,12 +26,12 @@ def correction_diff_html(original: str, corrected: str) -> str:
     parts = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes():
         if tag == "equal":
-            parts.append(escape(" ".join(before[i1:i2])))
+            parts.append(escape_html(" ".join(before[i1:i2])))
             continue
         if i2 > i1:
-            parts.append(f'<del style="background:#ffe3e3">{escape(" ".join(before[i1:i2]))}</del>')
+            parts.append(f'<del style="background:#ffe3e3">{escape_html(" ".join(before[i1:i2]))}</del>')
         if j2 > j1:
-            parts.append(f'<ins style="background:#d3f9d8">{escape(" ".join(after[j1:j2]))}</ins>')
+            parts.append(f'<ins style="background:#d3f9d8">{escape_html(" ".join(after[j1:j2]))}</ins>')
     return f'<div class="loupe-passage">{" ".join(parts)}</div>'
 
 
@@ -58,8 +58,8 @@ def show_record(record: Record) -> None:
                     f" · {'BM25' if name == 'bm25' else 'dense'} #{rank}"
                     for name, rank in (passage.get("ranks") or {}).items() if rank is not None
                 )
-                st.html(f"<b>[{number}] {escape(str(passage.get('title') or passage.get('doc_id') or ''))}</b>"
-                        f"<span style='color:#666'>{escape(page + score + badges)}</span>")
+                st.html(f"<b>[{number}] {escape_html(str(passage.get('title') or passage.get('doc_id') or ''))}</b>"
+                        f"<span style='color:#666'>{escape_html(page + score + badges)}</span>")
                 spans = evidence_spans(record.support, number - 1)
                 st.html(passage_html(passage.get("text") or "", record.question, spans))
 

@@ -1,0 +1,52 @@
+"""Asking, as the Ask page, the CLI and batch runs do it: retrieve, answer, analyse, and keep the answer as a
+record committed before anyone sees it. Also: passages retrieved later for a record imported without them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from loupe.qa import Asker, passage_record
+from review.access import Principal, require_record
+from review.errors import ReviewError
+from review.models import Record
+from review.records import attach_passages, get_record, record_from_answer
+
+
+def ask_and_record(
+    sessions, asker: Asker, *, actor: Principal, question: str, doc_ids: list[str] | None = None,
+    mode: str = "hybrid", top_k: int | None = None, analyse: bool = True,
+    streaming_callback: Callable[[Any], None] | None = None, on_fallback: Callable[[str], None] | None = None,
+    **record_fields: Any,
+) -> Record:
+    """Answer `question` and store it as a record created by `actor` (so that they may review it).
+
+    :param analyse: compute the support map now (the Ask page); batch runs leave it to the analysis job.
+    :param record_fields: run, record_id, external_id, question_id of a batch record; created_by to override.
+    :raises loupe.qa.QuestionError: the question or its options cannot be asked.
+    """
+    answer = asker.ask(question, doc_ids=doc_ids, mode=mode, top_k=top_k, streaming_callback=streaming_callback,
+                       on_fallback=on_fallback, with_support=analyse)
+    record_fields.setdefault("created_by", actor.name)
+    with sessions() as session:
+        return record_from_answer(session, answer=answer, settings=asker.settings, **record_fields)
+
+
+def can_retrieve_passages(record: Record, known_doc_ids: list[str]) -> bool:
+    """Whether passages can be retrieved for a record that was imported without them."""
+    return bool(not record.passages and record.doc_id and record.doc_id in known_doc_ids and record.question)
+
+
+def retrieve_passages(sessions, asker: Asker, *, actor: Principal, record_id: str) -> Record:
+    """Retrieve passages from the record's document for its question (hybrid, the configured top-k) and attach
+    them to the record, which says so in its meta. :raises ReviewError: it has passages or no document."""
+    with sessions() as session:
+        require_record(session, actor, record_id, "retrieve passages for this record")
+        record = get_record(session, record_id=record_id)
+    if not record.doc_id or not record.question:
+        raise ReviewError("this record names no document or no question to retrieve passages for")
+    top_k = asker.settings.top_k
+    found = asker.retrieve(record.question, doc_ids=[record.doc_id], mode="hybrid", top_k=top_k)
+    with sessions() as session:
+        return attach_passages(session, record_id=record_id, passages=[passage_record(doc) for doc in found],
+                               how={"mode": "hybrid", "top_k": top_k})
