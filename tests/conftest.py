@@ -9,6 +9,7 @@ import pytest
 
 from configuration.settings import Settings
 from review.access import Principal
+from tests.db_fixtures import postgres_server  # noqa: F401  (one PostgreSQL server per test session)
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the test suite may download anything
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -1,4 +1,5 @@
-"""Review databases to test against: SQLite always, PostgreSQL when LOUPE_TEST_POSTGRES_URL names a server."""
+"""Review databases to test against: SQLite always; PostgreSQL on the server LOUPE_TEST_POSTGRES_URL names, or else
+on a throwaway server started for the test session from Debian's binaries (tests/postgres_server.py)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,35 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 from review.db import make_engine, migrate
+from tests.postgres_server import HOW_TO_GET_IT, postgres_bin, start_server
 
-POSTGRES_URL = os.environ.get("LOUPE_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://loupe:loupe@127.0.0.1/postgres
 DATABASES = ["sqlite", "postgresql"]
 
 
-def database_url(kind: str, tmp_path) -> tuple[str, callable]:
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A PostgreSQL server's URL (e.g. postgresql+psycopg://loupe:loupe@127.0.0.1/postgres) for the session."""
+    given = os.environ.get("LOUPE_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    if postgres_bin() is None:
+        pytest.skip(f"no PostgreSQL server to test against: {HOW_TO_GET_IT}")
+    url, stop = start_server()
+    yield url
+    stop()
+
+
+def database_url(kind: str, tmp_path, request) -> tuple[str, callable]:
     """A fresh, empty database of this kind and a function that drops it afterwards."""
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'review.sqlite3'}", lambda: None
-    if not POSTGRES_URL:
-        pytest.skip("LOUPE_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against (.ci/run starts one)")
+    server = request.getfixturevalue("postgres_server")
     name = f"loupe_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = server.rsplit("/", 1)[0] + f"/{name}"
 
     def drop() -> None:
         with admin.connect() as connection:
@@ -37,7 +51,7 @@ def database_url(kind: str, tmp_path) -> tuple[str, callable]:
 
 @pytest.fixture(params=DATABASES)
 def db_url(request, tmp_path):
-    url, drop = database_url(request.param, tmp_path)
+    url, drop = database_url(request.param, tmp_path, request)
     yield url
     drop()
 
