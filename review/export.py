@@ -1,4 +1,9 @@
-"""Export records with their annotations: JSONL (one record a line), CSV and Parquet (one annotation a row)."""
+"""Export records with their annotations: JSONL (one record a line), CSV and Parquet (one annotation a row).
+
+CSV is opened in spreadsheets, which run a cell starting with `=`, `+`, `-` or `@` (or a tab or carriage return
+before one) as a formula: every such text cell is prefixed with a single quote, as OWASP advises against CSV
+injection. JSONL and Parquet are read by programs and keep the exact text.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,17 @@ FORMATS = ("jsonl", "csv", "parquet")
 PASSAGE_FIELDS = ("text", "doc_id", "title", "page", "score", "ranks")
 ANNOTATION_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence",
                      "seconds", "created_at", "updated_at")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a string starting like a formula gets a leading single quote
+    (OWASP, CSV injection); anything else is unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -103,7 +119,8 @@ def export_bytes(session: Session, fmt: str, run: str | None = None, *, actor: P
 
     frame = pd.DataFrame(list(flat_rows(iter(rows))), columns=FLAT_COLUMNS)
     if fmt == "csv":
-        return frame.to_csv(index=False).encode("utf-8"), len(rows)
+        # RFC 4180 line ends: a field holding a carriage return is then quoted, not split into two rows
+        return frame.map(csv_safe).to_csv(index=False, lineterminator="\r\n").encode("utf-8"), len(rows)
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue(), len(rows)
