@@ -61,6 +61,9 @@ class Settings:
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     extractive_min_similarity: float = 0.35
     auth: str = ""
+    # Import from zip archives: the most one member may expand to, and all members of one archive together (MB).
+    import_max_member_mb: int = 200
+    import_max_archive_mb: int = 2000
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -74,7 +77,8 @@ class Settings:
         _require_choice("generator_kind", self.generator_kind, GENERATOR_KINDS)
         if self.auth:
             _require_choice("auth", self.auth, AUTH_MODES)
-        for name in ("top_k_bm25", "top_k_dense", "top_k", "chunk_words", "rrf_k", "generator_max_new_tokens"):
+        for name in ("top_k_bm25", "top_k_dense", "top_k", "chunk_words", "rrf_k", "generator_max_new_tokens",
+                     "import_max_member_mb", "import_max_archive_mb"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.chunk_overlap_words < self.chunk_words:

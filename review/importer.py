@@ -1,26 +1,38 @@
 """Import RAG outputs made elsewhere: record files and prior verdicts, from files, folders and zip archives.
 
-Idempotent: a record's id is its run plus its id in the source, and its parsed content is hashed, so importing the
-same files again changes nothing. A changed file replaces its record unless someone already reviewed it (then the
-reviewed snapshot is kept and the file is reported). Files that cannot be parsed are listed with the reason and
-line; the rest proceed. Support maps are not computed here (see review/analysis.py): import stays fast.
+Idempotent: a record is identified by its run and its id in the source (two columns, unique together), and its
+parsed content is hashed, so importing the same files again changes nothing; records are inserted with "on conflict
+do nothing", so two imports of the same run at once store each record once. A changed file replaces its record
+unless someone already reviewed it (then the reviewed snapshot is kept and the file is reported). Files that cannot
+be parsed are listed with the reason and line; the rest proceed. Support maps are not computed here (see
+review/analysis.py): import stays fast.
+
+Dirty and hostile input: stray control characters (a NUL where PDF extraction lost a ligature) in otherwise valid
+UTF-8 text are replaced by U+FFFD and counted in the summary (review/record_files.py); binary files are refused.
+Each member of a zip archive is its own item: an encrypted or corrupt member (bad CRC), or one that expands beyond
+the limits (`import_max_member_mb`, `import_max_archive_mb` in configuration/settings.py: checked against the zip's
+header before reading, and enforced while reading in case the header lies), is reported as
+`archive.zip:member: reason` and the other members proceed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import time
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from configuration.settings import Settings, load_settings
 from loupe.progress import ProgressCallback
 from review.access import Principal, require_role
 from review.annotations import record_verdict
@@ -30,13 +42,13 @@ from review.record_files import (
     ParsedRecord,
     Question,
     RecordParseError,
-    decode_text,
+    decode_text_counted,
     iter_jsonl,
     parse_jsonl_record,
     parse_text_record,
     question_id_for,
 )
-from review.records import record_key
+from review.records import fallback_record_key, record_key
 from review.verdict_files import (
     VerdictRow,
     is_verdict_csv,
@@ -48,6 +60,20 @@ from review.versioned import UNCHECKED
 
 RECORD_SUFFIXES = (".txt", ".jsonl")
 BATCH = 500
+MB = 1024 * 1024
+READ_CHUNK = MB  # zip members are read this much at a time, so that the size limit is enforced as they expand
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """How far zip archives may expand: one member, and all the members of one archive together (bytes)."""
+
+    max_member_bytes: int
+    max_archive_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImportLimits:
+        return cls(settings.import_max_member_mb * MB, settings.import_max_archive_mb * MB)
 
 
 @dataclass(frozen=True)
@@ -73,6 +99,7 @@ class ImportReport:
     skipped: list[ImportProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unknown_record_ids: list[str] = field(default_factory=list)
+    replaced_characters: Counter = field(default_factory=Counter)  # origin → stray control characters replaced
     seconds: float = 0.0
 
     @property
@@ -93,6 +120,9 @@ class ImportReport:
             f"{r['kept_reviewed']} kept (already reviewed, the file differs); {len(self.failures)} failed; "
             f"{len(self.skipped)} skipped; {self.seconds:.1f} s",
         ]
+        if self.replaced_characters:
+            lines.append(f"stray control characters (such as NUL): {sum(self.replaced_characters.values())} replaced "
+                         f"by U+FFFD in {len(self.replaced_characters)} records or files")
         if sum(v.values()):
             lines.append(
                 f"verdicts: {v['added']} added, {v['changed']} changed, {v['unchanged']} unchanged, {v['blank']} blank "
@@ -117,8 +147,12 @@ def default_run_name(paths: Iterable[str | Path]) -> str:
     return (first.stem if first.suffix else first.name) or "import"
 
 
-def find_sources(paths: Iterable[str | Path]) -> tuple[list[SourceFile], list[ImportProblem]]:
-    """Files under the given paths (folders recursively, zip archives opened; hidden files ignored)."""
+def find_sources(paths: Iterable[str | Path], limits: ImportLimits | None = None,
+                 ) -> tuple[list[SourceFile], list[ImportProblem]]:
+    """Files under the given paths (folders recursively, zip archives opened; hidden files ignored). Zip members
+    that cannot be imported (encrypted, too large, and in time corrupt ones) are problems, named
+    `archive.zip:member`."""
+    limits = limits or ImportLimits.from_settings(Settings())
     sources: list[SourceFile] = []
     problems: list[ImportProblem] = []
     for path in map(Path, paths):
@@ -132,24 +166,88 @@ def find_sources(paths: Iterable[str | Path]) -> tuple[list[SourceFile], list[Im
             continue
         for file in files:
             if file.suffix.lower() == ".zip":
-                sources.extend(_zip_sources(file, problems))
+                sources.extend(_zip_sources(file, problems, limits))
             else:
                 sources.append(SourceFile(str(file), PurePosixPath(file.as_posix()), file.read_bytes))
     return sources, problems
 
 
-def _zip_sources(archive: Path, problems: list[ImportProblem]) -> Iterator[SourceFile]:
+def _zip_sources(archive: Path, problems: list[ImportProblem], limits: ImportLimits) -> Iterator[SourceFile]:
     try:
         zipped = zipfile.ZipFile(archive)
         members = [m for m in zipped.infolist() if not m.is_dir()]
-    except (zipfile.BadZipFile, OSError) as error:
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
         problems.append(ImportProblem(str(archive), f"not a readable zip archive: {error}"))
         return
+    budget = _ArchiveBudget(limits.max_archive_bytes)
     for member in sorted(members, key=lambda m: m.filename):
         inner = PurePosixPath(member.filename)
         if any(part.startswith(".") or part == "__MACOSX" for part in inner.parts):
             continue
-        yield SourceFile(f"{archive}!{member.filename}", inner, lambda m=member: zipped.read(m))
+        name = f"{archive}:{member.filename}"
+        refusal = _refusal(member, limits, budget)
+        if refusal:
+            problems.append(ImportProblem(name, refusal))
+            continue
+        budget.declared += member.file_size
+        yield SourceFile(name, inner, lambda m=member: _read_member(zipped, m, limits, budget))
+
+
+@dataclass
+class _ArchiveBudget:
+    """What one archive's members may expand to together: declared by their headers, and read so far."""
+
+    limit: int
+    declared: int = 0
+    read: int = 0
+
+
+def _refusal(member: zipfile.ZipInfo, limits: ImportLimits, budget: _ArchiveBudget) -> str | None:
+    """Why a member is not read at all, from the zip's own header; None to read it."""
+    if member.flag_bits & 0x1:
+        return "encrypted member: Loupe does not read encrypted zip members; unzip it with its password first"
+    if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        return f"unsupported compression method {member.compress_type}"
+    if member.file_size > limits.max_member_bytes:
+        return (f"expands to {_mb(member.file_size)}, over the limit of {_mb(limits.max_member_bytes)} per member "
+                "(LOUPE_IMPORT_MAX_MEMBER_MB): not read")
+    if budget.declared + member.file_size > budget.limit:
+        return (f"the archive's members expand to more than {_mb(budget.limit)} together "
+                "(LOUPE_IMPORT_MAX_ARCHIVE_MB): this member and those after it were not read")
+    return None
+
+
+def _read_member(zipped: zipfile.ZipFile, member: zipfile.ZipInfo, limits: ImportLimits,
+                 budget: _ArchiveBudget) -> bytes:
+    """The member's bytes, read a chunk at a time and stopped at the limits whatever the header said.
+
+    :raises RecordParseError: corrupt (bad CRC, broken stream), encrypted, or expanding beyond a limit."""
+    data = bytearray()
+    try:
+        with zipped.open(member) as stream:
+            while chunk := stream.read(READ_CHUNK):
+                data += chunk
+                budget.read += len(chunk)
+                if len(data) > limits.max_member_bytes:
+                    raise RecordParseError(f"expands beyond {_mb(limits.max_member_bytes)} (more than its zip "
+                                           "header says), over the limit per member (LOUPE_IMPORT_MAX_MEMBER_MB): "
+                                           "not read")
+                if budget.read > budget.limit:
+                    raise RecordParseError(f"the archive's members expand beyond {_mb(budget.limit)} together "
+                                           "(LOUPE_IMPORT_MAX_ARCHIVE_MB): not read")
+    except RecordParseError:
+        raise
+    except zipfile.BadZipFile as error:
+        raise RecordParseError(f"corrupt member: {error}") from None
+    except RuntimeError as error:  # zipfile: "File ... is encrypted, password required"
+        raise RecordParseError(f"cannot read the member: {error}") from None
+    except (zlib.error, EOFError, OSError, ValueError, NotImplementedError, lzma.LZMAError) as error:
+        raise RecordParseError(f"corrupt member: {type(error).__name__}: {error}") from None
+    return bytes(data)
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:.0f} MB" if size >= MB else f"{size} bytes"
 
 
 class Importer:
@@ -158,9 +256,11 @@ class Importer:
     def __init__(
         self, sessions, *, actor: Principal, run: str, annotator: str | None = None,
         questions: list[Question] | None = None, label_map: dict[str, tuple[str, str | None]] | None = None,
-        model: str | None = None,
+        model: str | None = None, limits: ImportLimits | None = None,
     ):
-        """:raises PermissionDeniedError: only admins import."""
+        """`limits`: how far zip archives may expand; by default from the settings (LOUPE_IMPORT_MAX_*_MB).
+
+        :raises PermissionDeniedError: only admins import."""
         from review.verdict_files import DEFAULT_LABEL_MAP
 
         require_role(actor, "admin", "import records")
@@ -169,13 +269,14 @@ class Importer:
             raise ValueError("the run name is empty")
         self.sessions, self.run, self.annotator, self.model = sessions, run.strip(), annotator, model
         self.label_map = label_map or DEFAULT_LABEL_MAP
+        self.limits = limits or ImportLimits.from_settings(load_settings())
         by_id = {q.id: q for q in questions or []}
         self.questions = {n: by_id.get(question_id_for(n), q) for n, q in enumerate(questions or [], start=1)}
 
     def import_paths(self, paths: Iterable[str | Path], progress: ProgressCallback | None = None) -> ImportReport:
         started = time.perf_counter()
         report = ImportReport(run=self.run)
-        sources, problems = find_sources(paths)
+        sources, problems = find_sources(paths, self.limits)
         report.failures.extend(problems)
         records: dict[str, tuple[ParsedRecord, str]] = {}
         verdict_rows: list[tuple[VerdictRow, str]] = []
@@ -202,7 +303,7 @@ class Importer:
                                                 "expected .txt or .jsonl records, .csv or .jsonl verdicts"))
             return
         try:
-            text = decode_text(source.read())
+            text, replaced = decode_text_counted(source.read())
         except RecordParseError as error:
             report.failures.append(ImportProblem(source.name, error.reason, error.line))
             return
@@ -214,6 +315,7 @@ class Importer:
                 report.failures.append(ImportProblem(source.name, "a CSV of verdicts needs the columns Unique_ID and "
                                                      "decision", 1))
                 return
+            self._count_replaced(report, source.name, replaced)
             self._add_verdicts(source, *parse_verdict_csv(text, self.label_map), verdict_rows, report)
         elif suffix == ".txt":
             try:
@@ -221,9 +323,16 @@ class Importer:
             except RecordParseError as error:
                 report.failures.append(ImportProblem(source.name, error.reason, error.line))
                 return
+            parsed.replaced_characters += replaced
             self._add_record(parsed, source.name, source, records, report)
         else:
+            self._count_replaced(report, source.name, replaced)
             self._read_jsonl(source, text, records, verdict_rows, report)
+
+    @staticmethod
+    def _count_replaced(report: ImportReport, origin: str, replaced: int) -> None:
+        if replaced:
+            report.replaced_characters[origin] += replaced
 
     def _read_jsonl(self, source: SourceFile, text: str, records: dict, verdict_rows: list,
                     report: ImportReport) -> None:
@@ -250,6 +359,7 @@ class Importer:
             return
         if not parsed.meta.get("model") and self.model is None and source.path.suffix.lower() == ".txt":
             parsed.meta = {**parsed.meta, "model": source.path.parent.name or None}
+        self._count_replaced(report, origin, parsed.replaced_characters)
         records[parsed.external_id] = (parsed, origin)
 
     def _add_verdicts(self, source: SourceFile, rows: list[VerdictRow], errors: list[RecordParseError],
@@ -273,7 +383,10 @@ class Importer:
             "settings": {"imported": True}, "meta": {**parsed.meta, "context_recorded": parsed.context_recorded},
             "source": origin,
         }
-        content = json.dumps({k: v for k, v in row.items() if k != "source"}, sort_keys=True, ensure_ascii=False)
+        # the content hashed includes the key as it was made before migration 0004 (`run/external id`), so that
+        # records stored then still compare equal: re-importing the same files changes nothing after an upgrade
+        hashed = {**{k: v for k, v in row.items() if k != "source"}, "id": _legacy_key(self.run, parsed.external_id)}
+        content = json.dumps(hashed, sort_keys=True, ensure_ascii=False)
         row["source_hash"] = hashlib.sha256(content.encode("utf-8")).hexdigest()
         return row
 
@@ -290,15 +403,18 @@ class Importer:
                 session.commit()
                 tick(min(start + BATCH, len(parsed)), "storing records")
 
-    def _store_batch(self, session: Session, rows: list[dict[str, Any]], report: ImportReport) -> None:
-        ids = [row["id"] for row in rows]
-        stored = dict(session.execute(select(Record.id, Record.source_hash).where(Record.id.in_(ids))).all())
-        reviewed = set(session.scalars(select(Annotation.record_id).where(Annotation.record_id.in_(list(stored)))))
+    def _store_batch(self, session: Session, rows: list[dict[str, Any]], report: ImportReport,
+                     retry: bool = True) -> None:
+        stored = self._stored(session, [row["external_id"] for row in rows])
+        reviewed = set(session.scalars(select(Annotation.record_id).where(
+            Annotation.record_id.in_([record_id for record_id, _ in stored.values()]))))
         new, changed = [], []
         for row in rows:
-            if row["id"] not in stored:
+            if row["external_id"] not in stored:
                 new.append(row)
-            elif stored[row["id"]] == row["source_hash"]:
+                continue
+            row["id"], stored_hash = stored[row["external_id"]]  # the stored record's id, whatever its scheme
+            if stored_hash == row["source_hash"]:
                 report.records["unchanged"] += 1
             elif row["id"] in reviewed:
                 report.records["kept_reviewed"] += 1
@@ -309,18 +425,39 @@ class Importer:
                 changed.append({**row, "support": None, "unsupported_count": None, "abstains": None,
                                 "created_at": utcnow()})
         if new:
-            session.execute(insert(Record), new)
-            report.records["added"] += len(new)
+            self._avoid_taken_ids(session, new)
+            inserted = _insert_ignoring_conflicts(session, new)
+            report.records["added"] += len(inserted)
+            late = [row for row in new if row["external_id"] not in inserted]
+            if late and retry:  # another import of this run stored them meanwhile: compare with what it stored
+                self._store_batch(session, late, report, retry=False)
+            elif late:
+                report.failures.extend(ImportProblem(row["source"], "could not be stored: its record id is taken")
+                                       for row in late)
         if changed:
             session.execute(update(Record), changed)
             report.records["replaced"] += len(changed)
 
+    def _stored(self, session: Session, external_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+        """External id → (record id, content hash) of the records of this run with these external ids."""
+        query = select(Record.external_id, Record.id, Record.source_hash).where(
+            Record.run == self.run, Record.external_id.in_(external_ids))
+        return {external_id: (record_id, source_hash) for external_id, record_id, source_hash in session.execute(query)}
+
+    @staticmethod
+    def _avoid_taken_ids(session: Session, rows: list[dict[str, Any]]) -> None:
+        """New records whose key another record already has (one stored under the old, ambiguous key scheme,
+        e.g. run `a/b` id `c` as `a/b/c` when run `a` id `b/c` arrives) get the fallback key of their pair."""
+        taken = set(session.scalars(select(Record.id).where(Record.id.in_([row["id"] for row in rows]))))
+        for row in rows:
+            if row["id"] in taken:
+                row["id"] = fallback_record_key(row["run"], row["external_id"])
+
     def _ensure_run(self, session: Session) -> None:
-        run = session.get(Run, self.run)
-        if run is None:
-            session.add(Run(name=self.run, kind="import", settings={"model": self.model}))
-        else:
-            run.updated_at = utcnow()
+        session.execute(_dialect_insert(session, Run).values(
+            name=self.run, kind="import", settings={"model": self.model}, questions=[], doc_ids=[],
+            created_at=utcnow(), updated_at=utcnow()).on_conflict_do_nothing())
+        session.execute(update(Run).where(Run.name == self.run).values(updated_at=utcnow()))
         session.flush()
 
     def _store_verdicts(self, rows: list[tuple[VerdictRow, str]], report: ImportReport,
@@ -372,6 +509,33 @@ class Importer:
             report.failures.append(ImportProblem(origin, str(error), row.line))
             return
         report.verdicts["changed" if current is not None else "added"] += 1
+
+
+def _legacy_key(run: str, external_id: str) -> str:
+    """The record key before migration 0004 (ambiguous, so no longer a key; only part of the hashed content)."""
+    key = f"{run}/{external_id}"
+    return key if len(key) <= 300 else f"{run[:100]}/{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _dialect_insert(session: Session, model):
+    """INSERT with `on_conflict_do_nothing()`, for SQLite or PostgreSQL. :raises NotImplementedError:"""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(model)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model)
+    raise NotImplementedError(f"importing into a {dialect} database (SQLite and PostgreSQL are supported)")
+
+
+def _insert_ignoring_conflicts(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the records that no one stored meanwhile (same run and external id, or the same id); the external
+    ids of those inserted."""
+    statement = _dialect_insert(session, Record).on_conflict_do_nothing().returning(Record.external_id)
+    return set(session.scalars(statement, rows))
 
 
 def _without_txt(name: str) -> str:

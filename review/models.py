@@ -32,7 +32,8 @@ class Record(Base):
     __tablename__ = "records"
 
     id: Mapped[str] = mapped_column(String(300), primary_key=True)
-    # The id the record has where it came from (a file stem, a JSONL id); unique within its run only.
+    # The id the record has where it came from (a file stem, a JSONL id); a record is found by (run, external_id),
+    # unique together (uq_records_run_external_id); `id` is derived from the pair (review.records.record_key).
     external_id: Mapped[str | None] = mapped_column(String(300), index=True)
     run: Mapped[str | None] = mapped_column(String(200), index=True)
     doc_id: Mapped[str | None] = mapped_column(String(300), index=True)
@@ -221,6 +222,7 @@ class AdjudicationVersion(HistoryRow, AdjudicationFields, Base):
 
 
 Index("ix_records_created_at", Record.created_at)
+Index("uq_records_run_external_id", Record.run, Record.external_id, unique=True)
 Index("ix_annotations_annotator_verdict", Annotation.annotator, Annotation.verdict)
 Index("ix_assignments_annotator_run", Assignment.annotator, Assignment.run)
 Index("ix_login_attempts_name_at", LoginAttempt.name, LoginAttempt.at)

@@ -3,14 +3,20 @@
 A record's status is the verdict of one annotator (the one looking at the queue, by default): "next
 unreviewed" means unreviewed by me. Filters and sorts run in the database on indexed columns, and a queue is
 read as a list of ids (plus each one's status), so paging through 100k records does not reload records.
+
+Text search looks in the question, the answer and the text of each stored passage (not in the passages' JSON
+keys or metadata: searching "text" does not match every record), case-insensitively, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, Text, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Boolean, Select, Text, and_, case, cast, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from review.access import Principal, readable_records, require_viewing_as
 from review.models import Annotation, Record, Run
@@ -81,9 +87,47 @@ def queue_query(flt: QueueFilter, actor: Principal) -> Select:
         pattern = "%" + flt.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(
             Record.question.ilike(pattern, escape="\\"), Record.answer.ilike(pattern, escape="\\"),
-            cast(Record.passages, Text).ilike(pattern, escape="\\"),
+            PassageTextMatches(Record.passages, pattern),
         ))
     return query.order_by(*_order(flt.sort))
+
+
+class PassageTextMatches(ColumnElement[bool]):
+    """Whether the `text` of any passage in a JSON list of passages matches a LIKE pattern (escape `\\`),
+    case-insensitively; rendered per database (json_each on SQLite, json_array_elements on PostgreSQL)."""
+
+    type = Boolean()
+    inherit_cache = True
+    _traverse_internals = [("passages", InternalTraversal.dp_clauseelement),
+                           ("pattern", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, passages, pattern: str):
+        self.passages = passages
+        self.pattern = literal(pattern, Text)
+
+
+@compiles(PassageTextMatches)
+def _passage_text_default(element: PassageTextMatches, compiler, **kw) -> str:
+    return compiler.process(cast(element.passages, Text).ilike(element.pattern, escape="\\"), **kw)
+
+
+@compiles(PassageTextMatches, "sqlite")
+def _passage_text_sqlite(element: PassageTextMatches, compiler, **kw) -> str:
+    passages = compiler.process(element.passages, **kw)
+    pattern = compiler.process(element.pattern, **kw)
+    # a path into the whole list, so that an element that is not an object gives NULL rather than an error
+    text = f"json_extract({passages}, '$[' || passage.key || '].text')"
+    return (f"EXISTS (SELECT 1 FROM json_each({passages}) AS passage "
+            f"WHERE lower({text}) LIKE lower({pattern}) ESCAPE '\\')")
+
+
+@compiles(PassageTextMatches, "postgresql")
+def _passage_text_postgresql(element: PassageTextMatches, compiler, **kw) -> str:
+    passages = compiler.process(element.passages, **kw)
+    pattern = compiler.process(element.pattern, **kw)
+    items = f"CASE WHEN json_typeof({passages}) = 'array' THEN {passages} ELSE '[]'::json END"
+    return (f"EXISTS (SELECT 1 FROM json_array_elements({items}) AS passage "
+            f"WHERE passage ->> 'text' ILIKE {pattern} ESCAPE '\\')")
 
 
 def _support_conditions(support: str) -> list:

@@ -2,11 +2,19 @@
 
 Pure functions over text; reading files, storing and reporting are the importer's job (review/importer.py).
 A file that cannot be parsed raises RecordParseError with the reason and the line it concerns.
+
+Stray control characters: valid UTF-8 text may hold a few C0 control characters other than tab, line feed,
+carriage return and form feed (the page break of extracted PDF text) -- e.g. a NUL where PDF extraction lost a
+ligature ("e\x00cient"). Each is replaced by U+FFFD (the replacement character, so a reader sees that something
+was there) and counted; PostgreSQL cannot store NUL in text at all. A file in which such characters make up more
+than 1 % of the text (or which is not UTF-8) is binary and refused. Strings inside JSON (`"\u0000"`) are cleaned
+the same way.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +26,10 @@ _ANSWER_MARKER = re.compile(r"^Helpful Answer:", re.MULTILINE)
 _QUERY_LINE = re.compile(r'^Query:\s*"(?P<query>.*)"\s*$', re.MULTILINE)
 _ANSWER_ONLY_LABEL = re.compile(r"^\s*Answer:+[ \t]*(?:\n\s*)?(?:Answer:[ \t]*)?")
 _BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")  # blank lines only: a paragraph keeps its leading page break
+# C0 controls and DEL, except tab, line feed, carriage return and form feed: never meant to be in a record.
+STRAY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+REPLACEMENT = "\ufffd"
+BINARY_SHARE = 0.01  # more stray control characters than this share of the text: a binary file, refused
 
 
 class RecordParseError(ValueError):
@@ -49,6 +61,7 @@ class ParsedRecord:
     doc_id: str | None = None
     question_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    replaced_characters: int = 0  # stray control characters replaced by U+FFFD in the record's JSON strings
 
 
 def question_id_for(number: int) -> str:
@@ -63,7 +76,14 @@ def name_parts(stem: str) -> tuple[str | None, int | None]:
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 text (a BOM is dropped), with Windows line ends normalised. :raises RecordParseError:"""
+    """UTF-8 text (a BOM is dropped), with Windows line ends normalised and stray control characters replaced
+    by U+FFFD. :raises RecordParseError:"""
+    return decode_text_counted(data)[0]
+
+
+def decode_text_counted(data: bytes) -> tuple[str, int]:
+    """`decode_text`, and how many stray control characters it replaced. :raises RecordParseError: empty, not
+    UTF-8, or binary (stray control characters more than 1 % of the text)."""
     if not data.strip():
         raise RecordParseError("the file is empty")
     try:
@@ -71,9 +91,34 @@ def decode_text(data: bytes) -> str:
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise RecordParseError(f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})", line) from None
-    if "\x00" in text:
-        raise RecordParseError("binary data, not text (NUL bytes)", text[: text.index("\x00")].count("\n") + 1)
-    return text.replace("\r\n", "\n")
+    text, replaced = clean_text(text)
+    if replaced > max(1, math.floor(len(text) * BINARY_SHARE)):
+        first = text.index(REPLACEMENT) if REPLACEMENT in text else 0
+        raise RecordParseError(f"binary data, not text ({replaced} control characters such as NUL)",
+                               text[:first].count("\n") + 1)
+    return text.replace("\r\n", "\n"), replaced
+
+
+def clean_text(text: str) -> tuple[str, int]:
+    """The text with each stray control character replaced by U+FFFD, and how many there were."""
+    return STRAY_CONTROL.subn(REPLACEMENT, text)
+
+
+def clean_json(value: Any) -> tuple[Any, int]:
+    """A parsed JSON value with stray control characters replaced in every string (keys included), and how many."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        items = [clean_json(item) for item in value]
+        return [item for item, _ in items], sum(count for _, count in items)
+    if isinstance(value, dict):
+        total, cleaned = 0, {}
+        for key, item in value.items():
+            key, key_count = clean_text(key)
+            cleaned[key], count = clean_json(item)
+            total += key_count + count
+        return cleaned, total
+    return value, 0
 
 
 def parse_text_record(stem: str, text: str, questions: dict[int, Question] | None = None) -> ParsedRecord:
@@ -112,9 +157,7 @@ def _parse_prompt_record(stem: str, text: str) -> ParsedRecord:
     question = (query["query"] if query else block).strip()
     if not question:
         raise RecordParseError("the question is empty", text[: question_marker.start()].count("\n") + 1)
-    answer = text[answer_marker.end() :].strip()
-    if not answer:
-        raise RecordParseError("nothing after 'Helpful Answer:': the answer is missing", answer_line)
+    answer = text[answer_marker.end() :].strip()  # empty: the model said nothing, which is an answer too
     context = text[first_line_end + 1 : question_marker.start()]
     passages = [{"text": paragraph} for paragraph in _BLANK_LINES.split(context.strip("\n")) if paragraph.strip()]
     return ParsedRecord(
@@ -124,9 +167,7 @@ def _parse_prompt_record(stem: str, text: str) -> ParsedRecord:
 
 
 def _parse_answer_only(stem: str, text: str, question: Question | None) -> ParsedRecord:
-    answer = text[_ANSWER_ONLY_LABEL.match(text).end() :].strip()
-    if not answer:
-        raise RecordParseError("nothing after 'Answer:': the answer is missing", 1)
+    answer = text[_ANSWER_ONLY_LABEL.match(text).end() :].strip()  # empty: no answer given
     return ParsedRecord(
         external_id=stem, question=question.text if question else "", answer=answer, passages=[],
         context_recorded=False,
@@ -136,15 +177,20 @@ def _parse_answer_only(stem: str, text: str, question: Question | None) -> Parse
 def parse_jsonl_record(obj: Any, line: int) -> ParsedRecord:
     """One line of a records JSONL file: {"id", "question", "answer", "contexts", "doc_id", "meta"}.
 
+    An empty answer ("") is an answer (the model said nothing); a missing or non-string one is an error.
     :raises RecordParseError:"""
     if not isinstance(obj, dict):
         raise RecordParseError(f"expected a JSON object, got {type(obj).__name__}", line)
+    obj, replaced = clean_json(obj)
     for name in ("id", "question", "answer"):
         value = obj.get(name)
-        if name == "id" and isinstance(value, int):
+        if name == "id" and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if name == "answer" and isinstance(value, str):
             continue
         if not isinstance(value, str) or not value.strip():
-            raise RecordParseError(f"'{name}' is missing or not a non-empty string", line)
+            what = "a string (empty for no answer)" if name == "answer" else "a non-empty string"
+            raise RecordParseError(f"'{name}' is missing or not {what}", line)
     contexts = obj.get("contexts")
     if contexts is None:
         contexts = []
@@ -168,15 +214,56 @@ def parse_jsonl_record(obj: Any, line: int) -> ParsedRecord:
     question_id = obj.get("question_id")
     return ParsedRecord(
         external_id=str(obj["id"]).strip(), question=obj["question"].strip(), answer=obj["answer"].strip(),
-        passages=passages, context_recorded=bool(passages), doc_id=str(doc_id) if doc_id not in (None, "") else None,
-        question_id=str(question_id) if question_id not in (None, "") else None, meta=meta,
-        prompt=obj.get("prompt") if isinstance(obj.get("prompt"), str) else None,
+        passages=passages, context_recorded=bool(passages), doc_id=_scalar_text(doc_id),
+        question_id=_scalar_text(question_id), meta=meta,
+        prompt=obj.get("prompt") if isinstance(obj.get("prompt"), str) else None, replaced_characters=replaced,
     )
 
 
+def _scalar_text(value: Any) -> str | None:
+    """An id given as a string or number, as text; None when absent, empty or not a scalar."""
+    if value in (None, "") or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
 def _passage_fields(meta: dict[str, Any]) -> dict[str, Any]:
-    """The passage fields the review panel shows, when a context's meta carries them."""
-    return {name: meta[name] for name in ("doc_id", "title", "page", "score") if name in meta}
+    """The passage fields the review panel shows, when a context's meta carries them, each of the type shown:
+    `score` a finite number (a numeric string is converted; anything else is left out, and stays in `meta`),
+    `page` a number or text, `doc_id` and `title` text."""
+    fields: dict[str, Any] = {}
+    for name in ("doc_id", "title", "page"):
+        value = meta.get(name)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            fields[name] = value if name == "page" else str(value)
+    score = passage_score(meta.get("score"))
+    if score is not None:
+        fields["score"] = score
+    return fields
+
+
+def passage_score(value: Any) -> float | None:
+    """A retrieval score as a finite float, or None when it is not one (text, a list, NaN, a bool…)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class _NonStandardNumber(ValueError):
+    pass
+
+
+def _no_constant(name: str):
+    """NaN and Infinity are not JSON (Python's json reads them; PostgreSQL refuses them)."""
+    raise _NonStandardNumber(name)
 
 
 def iter_jsonl(text: str):
@@ -185,9 +272,13 @@ def iter_jsonl(text: str):
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield number, json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as error:
             yield number, RecordParseError(f"invalid JSON: {error.msg} (column {error.colno})", number)
+        except _NonStandardNumber as error:
+            yield number, RecordParseError(f"invalid JSON: {error} is not a JSON number", number)
+        except (ValueError, RecursionError) as error:  # an integer of thousands of digits, nesting too deep
+            yield number, RecordParseError(f"invalid JSON: {type(error).__name__}: {str(error)[:100]}", number)
 
 
 def parse_question_set(text: str) -> list[Question]:
@@ -200,7 +291,7 @@ def parse_question_set(text: str) -> list[Question]:
         for number, obj in iter_jsonl(text):
             if isinstance(obj, RecordParseError):
                 raise obj
-            if not isinstance(obj, dict) or not str(obj.get("question") or "").strip():
+            if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) or not obj["question"].strip():
                 raise RecordParseError("expected {\"id\", \"question\"} with a non-empty question", number)
             questions.append(Question(str(obj.get("id") or question_id_for(len(questions) + 1)), obj["question"].strip()))
     else:

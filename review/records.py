@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +28,23 @@ PIPELINE_SETTINGS = (
 
 
 def record_key(run: str, external_id: str) -> str:
-    """The record's primary key: readable when it fits, else a stable hash of run and id."""
-    key = f"{run}/{external_id}"
+    """The record's primary key, made from the pair that identifies it (run, external id) without ambiguity:
+    `run/external id` with `%` and `/` in the run percent-escaped, so run `a` id `b/c` is `a/b/c` and run
+    `a/b` id `c` is `a%2Fb/c`; when that is too long, the escaped run's start and a hash of the pair. Records
+    are looked up by the pair (unique together in the database), not by this key."""
+    escaped = run.replace("%", "%25").replace("/", "%2F")
+    key = f"{escaped}/{external_id}"
     if len(key) <= MAX_ID:
         return key
-    return f"{run[:100]}/{hashlib.sha256(key.encode()).hexdigest()}"
+    pair = json.dumps([run, external_id], ensure_ascii=False)
+    return f"{escaped[:100]}/{hashlib.sha256(pair.encode()).hexdigest()}"
+
+
+def fallback_record_key(run: str, external_id: str) -> str:
+    """A key for (run, external id) when `record_key`'s is taken by a record stored under the old scheme
+    (`run/external id` unescaped, before migration 0004): a hash of the pair, under a prefix no run escapes to."""
+    pair = json.dumps([run, external_id], ensure_ascii=False)
+    return f"%/{hashlib.sha256(pair.encode()).hexdigest()}"
 
 
 def settings_snapshot(settings: Settings, **overrides: Any) -> dict[str, Any]:

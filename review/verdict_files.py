@@ -3,6 +3,12 @@
 CSV: columns `Unique_ID` (a record id, with or without `.txt`) and `decision` (a label such as Yes/No; blank =
 no decision). JSONL: {"record_id", "verdict", "corrected_answer"?, "reason"?, "comment"?} per line. Labels become
 verdicts through a label map: by default Yes → accept, No → reject (reason "other": a bare No does not say why).
+
+Each line (JSONL) or row (CSV) is checked on its own: a wrongly typed field (`"comment": 5`), an unknown reason
+or an unknown label is reported with its line number and the rest continue. A CSV field whose quote never
+closes would swallow every row after it into one field: that is detected (a field running over a line end
+where a row should end, or the file ending inside quotes) and reported as the line where the quote opens;
+the rows before it are kept, and nothing after it is guessed at.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import io
 from dataclasses import dataclass
 
 from review.models import REJECT_REASONS, VERDICTS
-from review.record_files import RecordParseError, iter_jsonl
+from review.record_files import RecordParseError, clean_json, clean_text, iter_jsonl
 
 DEFAULT_LABEL_MAP = {"yes": ("accept", None), "no": ("reject", "other")}
 
@@ -62,50 +68,133 @@ def is_verdict_jsonl(first_object: object) -> bool:
 
 
 def parse_verdict_csv(text: str, label_map: dict[str, tuple[str, str | None]]) -> tuple[list[VerdictRow], list[RecordParseError]]:
-    """Rows of a decisions CSV, and the rows that could not be read (a label without a mapping, no id)."""
-    rows, errors = [], []
-    reader = csv.DictReader(io.StringIO(text))
-    reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
-    for row in reader:
-        line = reader.line_num
-        record_id = (row.get("Unique_ID") or "").strip()
-        label = (row.get("decision") or "").strip()
-        if not record_id:
-            errors.append(RecordParseError("no Unique_ID", line))
-            continue
-        if not label:
-            rows.append(VerdictRow(line, record_id, None))
-            continue
-        target = label_map.get(label.lower())
-        if target is None:
-            errors.append(RecordParseError(f"decision {label!r} has no verdict mapping (see --map)", line))
-            continue
-        rows.append(VerdictRow(line, record_id, target[0], reason=target[1], label=label))
+    """Rows of a decisions CSV, and the rows that could not be read (a label without a mapping, no id, too many
+    fields, an unbalanced quote: reported at the line where it opens, and reading resumes on the next line)."""
+    text, _ = clean_text(text)
+    lines = text.splitlines(keepends=True)
+    rows: list[VerdictRow] = []
+    errors: list[RecordParseError] = []
+    try:
+        header = [name.strip() for name in next(csv.reader(lines[:1], strict=True), [])]
+    except csv.Error as error:
+        return [], [RecordParseError(f"malformed CSV header: {error}", 1)]
+    position = 1  # index into `lines` where the reader starts
+    while position < len(lines):
+        reader = csv.reader(io.StringIO("".join(lines[position:])), strict=True)
+        resume = None
+        while True:
+            first = position + reader.line_num + 1  # the 1-based line the next row starts on
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                errors.append(RecordParseError(f"unbalanced quote or malformed CSV ({error}): this row was not "
+                                               "read; reading resumes on the next line", first))
+                resume = first
+                break
+            if not fields:
+                continue
+            if position + reader.line_num > first and _swallows_rows(fields, header, label_map):
+                errors.append(RecordParseError(
+                    f"a quote opened here closes only on line {position + reader.line_num}, swallowing the rows "
+                    "between: this row was not read; reading resumes on the next line", first))
+                resume = first
+                break
+            _csv_row(header, fields, first, label_map, rows, errors)
+        if resume is None:
+            break
+        position = resume
     return rows, errors
 
 
+def _csv_row(header: list[str], fields: list[str], line: int, label_map: dict, rows: list, errors: list) -> None:
+    if len(fields) > len(header):
+        errors.append(RecordParseError(f"{len(fields)} fields, but the header names {len(header)}", line))
+        return
+    row = dict(zip(header, fields))
+    record_id = (row.get("Unique_ID") or "").strip()
+    label = (row.get("decision") or "").strip()
+    if not record_id:
+        errors.append(RecordParseError("no Unique_ID", line))
+        return
+    if not label:
+        rows.append(VerdictRow(line, record_id, None))
+        return
+    target = label_map.get(label.lower())
+    if target is None:
+        errors.append(RecordParseError(f"decision {label!r} has no verdict mapping (see --map)", line))
+        return
+    rows.append(VerdictRow(line, record_id, target[0], reason=target[1], label=label))
+
+
+def _swallows_rows(fields: list[str], header: list[str], label_map: dict) -> bool:
+    """Whether a row spanning several lines does so because a stray quote swallowed rows: one of its fields
+    holds, after a line end, a line that reads as a whole row of this file (as many fields as the header, an
+    id, and a decision that is blank or a known label). Legitimate multi-line fields (an answer's paragraphs)
+    do not."""
+    id_at, decision_at = header.index("Unique_ID"), header.index("decision")
+    for value in fields:
+        for piece in value.split("\n")[1:]:
+            try:
+                parts = next(csv.reader([piece]), [])
+            except csv.Error:
+                continue
+            if (len(parts) == len(header) and parts[id_at].strip()
+                    and (not parts[decision_at].strip() or parts[decision_at].strip().lower() in label_map)):
+                return True
+    return False
+
+
+def _optional_text(obj: dict, name: str, line: int) -> str | None:
+    """A JSONL field that, when present, must be a string. :raises RecordParseError:"""
+    value = obj.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise RecordParseError(f"'{name}' must be a string, got {type(value).__name__} ({json_preview(value)})", line)
+
+
+def json_preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def parse_verdict_jsonl(text: str, label_map: dict[str, tuple[str, str | None]]) -> tuple[list[VerdictRow], list[RecordParseError]]:
-    """Rows of a verdicts JSONL file; `verdict` may be accept/correct/reject or a label of the map."""
+    """Rows of a verdicts JSONL file; `verdict` may be accept/correct/reject or a label of the map. A line with
+    a field of the wrong type is an error of that line; the other lines continue."""
     rows, errors = [], []
     for line, obj in iter_jsonl(text):
         if isinstance(obj, RecordParseError):
             errors.append(obj)
             continue
-        if not isinstance(obj, dict) or not str(obj.get("record_id") or "").strip():
-            errors.append(RecordParseError("expected an object with 'record_id'", line))
+        try:
+            row = _verdict_line(clean_json(obj)[0], line, label_map)
+        except RecordParseError as error:
+            errors.append(error)
             continue
-        raw = str(obj.get("verdict") or "").strip()
-        if not raw:
-            rows.append(VerdictRow(line, str(obj["record_id"]).strip(), None))
-            continue
-        verdict, reason = (raw, None) if raw in VERDICTS else label_map.get(raw.lower(), (None, None))
-        if verdict is None:
-            errors.append(RecordParseError(f"verdict {raw!r} is neither accept/correct/reject nor a mapped label", line))
-            continue
-        if verdict == "reject":
-            reason = obj.get("reason") or reason or "other"
-        rows.append(VerdictRow(
-            line, str(obj["record_id"]).strip(), verdict, reason=reason,
-            corrected_answer=obj.get("corrected_answer"), comment=obj.get("comment"), label=raw,
-        ))
+        rows.append(row)
     return rows, errors
+
+
+def _verdict_line(obj: object, line: int, label_map: dict[str, tuple[str, str | None]]) -> VerdictRow:
+    if not isinstance(obj, dict):
+        raise RecordParseError(f"expected an object with 'record_id', got {type(obj).__name__}", line)
+    record_id = obj.get("record_id")
+    if isinstance(record_id, bool) or not isinstance(record_id, (str, int)) or not str(record_id).strip():
+        raise RecordParseError("expected an object with 'record_id' (a non-empty string)", line)
+    record_id = str(record_id).strip()
+    raw = obj.get("verdict")
+    if raw is not None and not isinstance(raw, str):
+        raise RecordParseError(f"'verdict' must be a string, got {type(raw).__name__} ({json_preview(raw)})", line)
+    raw = (raw or "").strip()
+    corrected, reason, comment = (_optional_text(obj, name, line) for name in ("corrected_answer", "reason", "comment"))
+    if not raw:
+        return VerdictRow(line, record_id, None)
+    verdict, mapped_reason = (raw, None) if raw in VERDICTS else label_map.get(raw.lower(), (None, None))
+    if verdict is None:
+        raise RecordParseError(f"verdict {raw!r} is neither accept/correct/reject nor a mapped label", line)
+    if verdict == "reject":
+        reason = (reason or "").strip() or mapped_reason or "other"
+        if reason not in REJECT_REASONS:
+            raise RecordParseError(f"reason {reason!r} is not one of {', '.join(REJECT_REASONS)}", line)
+    return VerdictRow(line, record_id, verdict, reason=reason, corrected_answer=corrected, comment=comment, label=raw)
