@@ -112,8 +112,9 @@ def _pdf_text(data: bytes) -> tuple[str, str | None]:
 def _decode_text(data: bytes) -> str:
     if not data.strip():
         raise UnreadableFile("empty file")
-    if b"\x00" in data:  # anywhere in the file, not only its start: a NUL after 8 KB is binary data too
-        raise UnreadableFile(f"binary data, not text (a NUL byte at offset {data.index(b'\x00')})")
+    nul = data.find(b"\x00")  # anywhere in the file, not only in its first 8 KB
+    if nul >= 0:
+        raise UnreadableFile(f"binary data, not text (a NUL byte at offset {nul})")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
