@@ -1,17 +1,27 @@
-"""Accounts: create, list, disable, change role or password; log in with failures rate-limited and logged.
+"""Accounts: create, list, disable, change role or password; log in with failures throttled and logged.
 
 Passwords are hashed with argon2id by argon2-cffi (the reference implementation's binding) with its default
-parameters; a hash made under older parameters is upgraded at the next successful login.
+parameters; a hash made under older parameters is upgraded at the next successful login. An unknown name is
+checked against a dummy hash, so that a login takes as long whether or not the name exists.
+
+Throttling: every attempt is a row of `login_attempts`. Failed logins are counted per name (since its last
+successful login) and per client address, within FAILURE_WINDOW. Past a number of free failures
+(NAME_FREE_FAILURES, CLIENT_FREE_FAILURES) each further one doubles the wait before the next attempt is checked,
+from BASE_DELAY up to MAX_DELAY; there is no hard lock. An attempt made while a wait runs is refused unchecked,
+logged, and not counted, so that nobody can keep someone else's account locked by trying it.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,11 +30,22 @@ from review.errors import AuthenticationError, NotFoundError, ReviewError
 from review.models import LoginAttempt, User, utcnow
 
 MIN_PASSWORD_LENGTH = 8
-MAX_FAILURES = 5  # failed logins of one name within FAILURE_WINDOW lock that name until the window has passed
-FAILURE_WINDOW = timedelta(minutes=15)
+NAME_FREE_FAILURES = 5  # failed logins of one name before each further one makes the next attempt wait
+CLIENT_FREE_FAILURES = 20  # the same for one client address (offices share one behind NAT)
+BASE_DELAY = timedelta(seconds=1)  # the wait after the first failure beyond the free ones; it doubles with each
+MAX_DELAY = timedelta(minutes=5)
+FAILURE_WINDOW = timedelta(hours=1)  # failures older than this are forgotten
 
 log = logging.getLogger("loupe.auth")
 _hasher = PasswordHasher()
+_dummy_hash: str | None = None  # made on first use, with the current parameters, so that it costs what a real one does
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("no user has this password: it only makes unknown names take as long")
+    return _dummy_hash
 
 
 def _checked_name(name: str) -> str:
@@ -145,52 +166,113 @@ def principal_for_email(session: Session, email: str) -> Principal:
     return Principal(user.name, user.role)
 
 
-def recent_failures(session: Session, name: str, now: datetime | None = None) -> list[datetime]:
-    """Times of the failed logins of `name` within the failure window, oldest first."""
-    since = (now or utcnow()) - FAILURE_WINDOW
-    query = (select(LoginAttempt.at).where(LoginAttempt.name == name, LoginAttempt.succeeded.is_(False),
-                                           LoginAttempt.at >= since).order_by(LoginAttempt.at))
-    return list(session.scalars(query))
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives naive UTC
 
 
-def authenticate(session: Session, *, name: str, password: str, client: str | None = None) -> Principal:
+def throttle_delay(failures: int, free: int) -> timedelta:
+    """The wait after the last counted failure: none within the free failures, then doubling up to MAX_DELAY."""
+    if failures < free:
+        return timedelta(0)
+    return min(BASE_DELAY * 2 ** min(failures - free, 30), MAX_DELAY)
+
+
+@dataclass
+class _Counter:
+    """Counted failures of one name or one client address, and when the last of them happened."""
+
+    free: int
+    failures: int = 0
+    last: datetime | None = None
+
+    def wait_until(self) -> datetime | None:
+        delay = throttle_delay(self.failures, self.free)
+        return self.last + delay if self.last is not None and delay else None
+
+    def throttled_at(self, moment: datetime) -> bool:
+        until = self.wait_until()
+        return until is not None and moment < until
+
+
+def _counters(session: Session, name: str, client: str | None, now: datetime) -> tuple[_Counter, _Counter]:
+    """Replay the window's attempts on this name and from the client addresses involved: a failure counts unless
+    it was refused unchecked because a wait was running (its name's, or its own address's); a successful login of
+    the name starts the name's count afresh (an address's count goes on: one's own account would reset it)."""
+    since = now - FAILURE_WINDOW
+    clients_of_name = (select(LoginAttempt.client)
+                       .where(LoginAttempt.name == name, LoginAttempt.at >= since, LoginAttempt.client.is_not(None))
+                       .distinct().scalar_subquery())
+    matches = or_(LoginAttempt.name == name, LoginAttempt.client.in_(clients_of_name))
+    if client:
+        matches = or_(matches, LoginAttempt.client == client)
+    query = (select(LoginAttempt.name, LoginAttempt.client, LoginAttempt.succeeded, LoginAttempt.at)
+             .where(matches, LoginAttempt.at >= since).order_by(LoginAttempt.at, LoginAttempt.id))
+    by_name, by_client = _Counter(NAME_FREE_FAILURES), defaultdict(lambda: _Counter(CLIENT_FREE_FAILURES))
+    for attempt_name, attempt_client, succeeded, at in session.execute(query):
+        at, mine = _aware(at), attempt_name == name
+        if succeeded:
+            if mine:
+                by_name.failures, by_name.last = 0, None
+            continue
+        address = by_client[attempt_client] if attempt_client else None
+        if (mine and by_name.throttled_at(at)) or (address is not None and address.throttled_at(at)):
+            continue  # refused unchecked: not counted
+        for counter in ([by_name] if mine else []) + ([address] if address is not None else []):
+            counter.failures, counter.last = counter.failures + 1, at
+    return by_name, by_client[client] if client else _Counter(CLIENT_FREE_FAILURES)
+
+
+def login_wait(session: Session, name: str, client: str | None = None, now: datetime | None = None) -> timedelta:
+    """How long a login of `name` from `client` must wait before it is checked (zero: it is checked now)."""
+    now = now or utcnow()
+    client = (client or None) and client[:100]
+    waits = [counter.wait_until() for counter in _counters(session, (name or "").strip()[:200], client, now)]
+    return max([until - now for until in waits if until is not None and until > now], default=timedelta(0))
+
+
+def authenticate(session: Session, *, name: str, password: str, client: str | None = None,
+                 now: datetime | None = None) -> Principal:
     """Check a login and record the attempt.
 
-    :raises AuthenticationError: unknown name or wrong password (one message for both, so that names cannot be
-        probed), a disabled account, or MAX_FAILURES failures of this name within FAILURE_WINDOW.
+    :raises AuthenticationError: unknown name or wrong password (one message and the same work for both, so that
+        names cannot be probed), a disabled account, or a wait running for this name or this client address
+        (see the module docstring).
     """
-    name = (name or "").strip()
-    now = utcnow()
-    failures = recent_failures(session, name, now)
-    if len(failures) >= MAX_FAILURES:
-        oldest = failures[0] if failures[0].tzinfo else failures[0].replace(tzinfo=now.tzinfo)  # SQLite: naive UTC
-        wait = int(((oldest + FAILURE_WINDOW) - now).total_seconds() // 60) + 1
-        _record_attempt(session, name, False, client)
-        log.warning("login refused for %r from %s: %d failures in %s", name, client or "?", len(failures), FAILURE_WINDOW)
-        raise AuthenticationError(f"too many failed logins for {name!r}: try again in {wait} minute(s)")
+    name, client = (name or "").strip(), (client or None) and client[:100]
+    key = name[:200]  # as the attempt is stored; a longer name belongs to nobody
+    now = now or utcnow()
+    wait = login_wait(session, key, client, now)
+    if wait > timedelta(0):
+        _record_attempt(session, name, False, client, now)
+        seconds = math.ceil(wait.total_seconds())
+        log.warning("login refused unchecked for %r from %s: throttled for %d more second(s)", name, client or "?",
+                    seconds)
+        raise AuthenticationError(f"too many failed logins: try again in {seconds} second(s)")
     user = session.get(User, name) if name else None
-    if user is None or not _verified(user, password):
-        _record_attempt(session, name, False, client)
+    if not _verified(user.password_hash if user is not None else _dummy(), password) or user is None:
+        _record_attempt(session, name, False, client, now)
         log.warning("failed login for %r from %s", name, client or "?")
         raise AuthenticationError("wrong user name or password")
     if user.disabled:
-        _record_attempt(session, name, False, client)
+        _record_attempt(session, name, False, client, now)
         log.warning("login of disabled user %r from %s", name, client or "?")
         raise AuthenticationError(f"the account {name!r} is disabled; ask an admin")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    _record_attempt(session, name, True, client)
+    _record_attempt(session, name, True, client, now)
     log.info("login of %s (%s) from %s", name, user.role, client or "?")
     return Principal(user.name, user.role)
 
 
-def _verified(user: User, password: str) -> bool:
+def _verified(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash, password or "")
+        return _hasher.verify(password_hash, password or "")
     except (VerificationError, InvalidHashError):
         return False
 
 
-def _record_attempt(session: Session, name: str, succeeded: bool, client: str | None) -> None:
-    session.add(LoginAttempt(name=name[:200], succeeded=succeeded, client=(client or None) and client[:100]))
+def _record_attempt(session: Session, name: str, succeeded: bool, client: str | None,
+                    at: datetime | None = None) -> None:
+    session.add(LoginAttempt(name=name[:200], succeeded=succeeded, client=(client or None) and client[:100],
+                             at=at or utcnow()))
     session.commit()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+import review.users
 from configuration.settings import Settings
 from review.db import open_database
-from review.users import MAX_FAILURES, add_user, set_disabled
+from review.users import NAME_FREE_FAILURES, add_user, set_disabled
 from tests.conftest import ADMIN, run_app
 
 pytestmark = pytest.mark.slow
@@ -63,13 +66,18 @@ def test_login_roles_and_logout(demo_data_dir, monkeypatch):
     assert titles(at) == ["Log in to Loupe"]
 
 
-def test_repeated_failures_lock_the_name(demo_data_dir, monkeypatch):
+def test_repeated_failures_make_the_name_wait(demo_data_dir, monkeypatch):
+    """No longer a 15-minute lock: past the free failures the next attempt waits (here made 10 minutes long, so
+    that a slow machine cannot outlast it between two clicks)."""
+    monkeypatch.setattr(review.users, "BASE_DELAY", timedelta(minutes=10))
+    monkeypatch.setattr(review.users, "MAX_DELAY", timedelta(minutes=10))
     add_users(demo_data_dir, ("ana", "annotator"))
     at = run_app(monkeypatch, demo_data_dir, LOUPE_AUTH="password")
-    for _ in range(MAX_FAILURES):
+    for _ in range(NAME_FREE_FAILURES):
         log_in(at, "ana", "guess")
     log_in(at, "ana", "ana-password")
-    assert titles(at) == ["Log in to Loupe"] and "too many failed logins" in at.error[0].value
+    assert titles(at) == ["Log in to Loupe"]
+    assert "too many failed logins: try again in 600 second" in at.error[0].value
 
 
 def test_single_user_mode_says_so_and_records_under_the_local_name(demo_data_dir, monkeypatch):

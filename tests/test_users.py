@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -15,7 +15,16 @@ from review.access import Principal
 from review.db import open_database
 from review.errors import AuthenticationError, ReviewError
 from review.models import LoginAttempt, User
-from review.users import FAILURE_WINDOW, MAX_FAILURES, add_user, authenticate, set_disabled, set_role
+from review.users import (
+    BASE_DELAY,
+    FAILURE_WINDOW,
+    NAME_FREE_FAILURES,
+    add_user,
+    authenticate,
+    login_wait,
+    set_disabled,
+    set_role,
+)
 from tests.conftest import ADMIN
 from tests.db_fixtures import db_url, sessions  # noqa: F401  (fixtures)
 
@@ -43,26 +52,32 @@ def test_bad_accounts_are_refused(sessions, fields, message):  # noqa: F811
         add_user(session, actor=ADMIN, **fields)
 
 
-def test_failed_logins_are_rate_limited_and_logged(sessions, caplog):  # noqa: F811
+def test_failed_logins_are_throttled_and_logged(sessions, caplog):  # noqa: F811
+    """Past NAME_FREE_FAILURES failures the next attempt waits (BASE_DELAY, then doubling), instead of the former
+    hard 15-minute lock; an attempt refused during the wait is logged but not counted."""
     with sessions() as session:
         add_user(session, actor=ADMIN, name="ana", role="annotator", password="correct horse")
     caplog.set_level(logging.INFO, logger="loupe.auth")
+    start = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
     with sessions() as session:
-        for _ in range(MAX_FAILURES):
+        for n in range(NAME_FREE_FAILURES):
             with pytest.raises(AuthenticationError, match="wrong"):
-                authenticate(session, name="ana", password="guess", client="10.0.0.9")
-        with pytest.raises(AuthenticationError, match="too many failed logins"):
-            authenticate(session, name="ana", password="correct horse", client="10.0.0.9")
+                authenticate(session, name="ana", password="guess", client="10.0.0.9", now=start + timedelta(seconds=n))
+        last = start + timedelta(seconds=NAME_FREE_FAILURES - 1)
+        with pytest.raises(AuthenticationError, match=r"too many failed logins: try again in 1 second\(s\)"):
+            authenticate(session, name="ana", password="correct horse", client="10.0.0.9", now=last)
         attempts = session.scalars(select(LoginAttempt).where(LoginAttempt.name == "ana")).all()
-        assert [a.succeeded for a in attempts] == [False] * (MAX_FAILURES + 1)
+        assert [a.succeeded for a in attempts] == [False] * (NAME_FREE_FAILURES + 1)
         assert {a.client for a in attempts} == {"10.0.0.9"}
-    assert sum("failed login for 'ana' from 10.0.0.9" in r.getMessage() for r in caplog.records) == MAX_FAILURES
-    assert any("login refused for 'ana'" in r.getMessage() for r in caplog.records)
+        # once the wait has passed, the right password works again
+        assert authenticate(session, name="ana", password="correct horse", now=last + BASE_DELAY).name == "ana"
+    assert sum("failed login for 'ana' from 10.0.0.9" in r.getMessage() for r in caplog.records) == NAME_FREE_FAILURES
+    assert any("login refused unchecked for 'ana'" in r.getMessage() for r in caplog.records)
 
-    with sessions() as session:  # once the window has passed, the right password works again
+    with sessions() as session:  # and failures older than the window are forgotten
         session.execute(update(LoginAttempt).values(at=LoginAttempt.at - FAILURE_WINDOW - timedelta(seconds=1)))
         session.commit()
-        assert authenticate(session, name="ana", password="correct horse").name == "ana"
+        assert login_wait(session, "ana", "10.0.0.9", now=last) == timedelta(0)
 
 
 def test_disabled_users_cannot_log_in_and_the_last_admin_stays(sessions):  # noqa: F811
