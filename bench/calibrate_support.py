@@ -58,12 +58,11 @@ from typing import Any
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import configuration  # noqa: F401 - first: it switches Haystack's telemetry off before Haystack is imported
 
-from bench.synthetic import Progress  # noqa: E402
-from components.sentence_model import embed  # noqa: E402
-from components.support_aligner import (  # noqa: E402
+# isort: split
+from components.sentence_model import SentenceEncoderFactory
+from components.support_aligner import (
     AnswerSentence,
     PassageSentence,
     SupportAligner,
@@ -72,8 +71,15 @@ from components.support_aligner import (  # noqa: E402
     score_matrices,
     shares_words,
 )
-from configuration.model_paths import MINILM_ID, resolve_embedding_model  # noqa: E402
+from configuration.model_paths import MINILM_ID, resolve_embedding_model
 
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+if __package__:
+    from bench.synthetic import Progress
+else:
+    from synthetic import Progress
+
+REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "kommineni2024"
 MODEL_NAME = "mixtral_8_22b"
 WEIGHTS = [round(0.05 * i, 2) for i in range(21)]
@@ -150,7 +156,7 @@ def embed_all(records: list[Record], model: str, progress: Progress, cache: Path
     batch = 512
     for start in range(0, len(missing), batch):
         chunk = missing[start : start + batch]
-        for text, vector in zip(chunk, embed(model, chunk)):
+        for text, vector in zip(chunk, SentenceEncoderFactory.get_encoder(model).encode(chunk)):
             vectors[text] = vector
         progress.update(f"embedding sentences {min(start + batch, len(missing))}/{len(missing)}")
     if cache is not None and missing:

@@ -1,25 +1,80 @@
-"""One shared SentenceTransformer per model path for Loupe's own components (answerer, support analysis)."""
+"""The sentence-embedding backend of Loupe's own components (extractive answerer, support aligner), and the factory
+that loads one per model path, like Haystack's `_SentenceTransformersEmbeddingBackendFactory`.
+
+Components take an optional `SentenceEncoder` (tests inject a stand-in) or get one from
+`SentenceEncoderFactory.get_encoder(model)` in `warm_up()`; components sharing a model share its weights.
+
+Usage:
+```python
+encoder = SentenceEncoderFactory.get_encoder("/path/to/all-MiniLM-L6-v2")
+vectors = encoder.encode(["A first sentence.", "A second one."])  # shape (2, 384), rows of unit length
+```
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from typing import ClassVar
 
 import numpy as np
 
 
-@lru_cache(maxsize=4)
-def load_sentence_model(model: str):
-    """Load (once per process) the sentence-transformers model at `model`, a local path or hub id."""
-    from sentence_transformers import SentenceTransformer
+class SentenceEncoder:
+    """
+    A sentence-transformers model on the CPU that turns texts into unit-length float32 rows, so that a dot product
+    is the cosine similarity.
 
-    return SentenceTransformer(model, device="cpu")
+    Usage:
+    ```python
+    encoder = SentenceEncoder("/path/to/all-MiniLM-L6-v2")
+    first, second = encoder.encode(["Seeds were fixed.", "The seed was fixed."])
+    similarity = float(first @ second)
+    ```
+    """
+
+    def __init__(self, model: str) -> None:
+        """
+        Loads the model (this takes seconds; use `SentenceEncoderFactory.get_encoder` to load it once).
+
+        :param model: the sentence-transformers model, a local path or hub id.
+        :raises OSError: when the model cannot be found or read (the error sentence-transformers raises).
+        """
+        from sentence_transformers import SentenceTransformer
+
+        self.model = model
+        self._model = SentenceTransformer(model, device="cpu")
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """
+        :param texts: the texts to embed.
+        :param batch_size: texts per forward pass (the model pads a batch to its longest text).
+        :returns: an array of shape (len(texts), dimension), float32, each row of unit length.
+        """
+        if not texts:
+            return np.zeros((0, self._model.get_sentence_embedding_dimension() or 1), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)
 
 
-def embed(model: str, texts: list[str]) -> np.ndarray:
-    """Unit-length float32 embeddings, one row per text, so that a dot product is the cosine similarity."""
-    if not texts:
-        return np.zeros((0, 1), dtype=np.float32)
-    vectors = load_sentence_model(model).encode(
-        texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
-    )
-    return vectors.astype(np.float32, copy=False)
+class SentenceEncoderFactory:
+    """One `SentenceEncoder` per model path in this process, loaded on first request (thread-safe: Streamlit
+    sessions ask from several threads, and a model is loaded once)."""
+
+    _instances: ClassVar[dict[str, SentenceEncoder]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def get_encoder(cls, model: str) -> SentenceEncoder:
+        """
+        :param model: the sentence-transformers model, a local path or hub id.
+        :returns: the process's encoder for that model, loaded now if it is the first request.
+        :raises OSError: when the model cannot be loaded (nothing is cached then; the next request tries again).
+        """
+        with cls._lock:
+            encoder = cls._instances.get(model)
+            if encoder is None:
+                encoder = cls._instances[model] = SentenceEncoder(model)
+            return encoder

