@@ -23,22 +23,29 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import configuration  # noqa: F401 - first: it switches Haystack's telemetry off before Haystack is imported
 
-from haystack import Document, Pipeline  # noqa: E402
-from haystack.components.joiners import DocumentJoiner  # noqa: E402
-from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever  # noqa: E402
-from haystack.document_stores.in_memory import InMemoryDocumentStore  # noqa: E402
-from haystack_integrations.components.embedders.sentence_transformers import (  # noqa: E402
+# isort: split
+from haystack import Document, Pipeline
+from haystack.components.joiners import DocumentJoiner
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack_integrations.components.embedders.sentence_transformers import (
     SentenceTransformersDocumentEmbedder,
     SentenceTransformersTextEmbedder,
 )
 
-from bench.make_beir_pubmedqa import DEFAULT_SOURCE, write_beir  # noqa: E402
-from bench.synthetic import Progress  # noqa: E402
-from configuration.model_paths import apply_offline_mode, resolve_embedding_model  # noqa: E402
-from configuration.settings import RETRIEVAL_MODES, Settings, load_settings  # noqa: E402
-from loupe.retrieval_eval import METRICS, BeirSet, evaluate_beir, format_table, load_beir, score_rankings  # noqa: E402
+from configuration.model_paths import apply_offline_mode, resolve_embedding_model
+from configuration.settings import RETRIEVAL_MODES, Settings, load_settings
+from loupe.retrieval_eval import METRICS, BeirSet, evaluate_beir, format_table, load_beir, score_rankings
+
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+if __package__:
+    from bench.make_beir_pubmedqa import DEFAULT_SOURCE, write_beir
+    from bench.synthetic import Progress
+else:
+    from make_beir_pubmedqa import DEFAULT_SOURCE, write_beir
+    from synthetic import Progress
 
 MODES = ("bm25", "dense", "hybrid")
 

@@ -39,19 +39,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqlalchemy import insert, make_url, text
+from sqlalchemy.orm import sessionmaker
 
-from sqlalchemy import insert, make_url, text  # noqa: E402
-from sqlalchemy.orm import sessionmaker  # noqa: E402
+from configuration.settings import Settings
+from review.access import Principal
+from review.db import make_engine, migrate, open_database
+from review.importer import BATCH, Importer
+from review.models import Record
+from review.record_files import decode_text, name_parts, parse_text_record
+from review.records import record_key
 
-from bench.synthetic import Progress  # noqa: E402
-from configuration.settings import Settings  # noqa: E402
-from review.access import Principal  # noqa: E402
-from review.db import make_engine, migrate, open_database  # noqa: E402
-from review.importer import BATCH, Importer  # noqa: E402
-from review.models import Record  # noqa: E402
-from review.record_files import decode_text, name_parts, parse_text_record  # noqa: E402
-from review.records import record_key  # noqa: E402
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+if __package__:
+    from bench.synthetic import Progress
+else:
+    from synthetic import Progress
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_RECORDS = SHARED / "data" / "kommineni2024" / "records" / "mixtral_8_22b"

@@ -26,16 +26,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import configuration  # noqa: F401 - first: it switches Haystack's telemetry off before Haystack is imported
 
-from haystack import Document  # noqa: E402
+# isort: split
+from haystack import Document
 
-from bench.synthetic import Progress, ZipfText  # noqa: E402
-from components.sentence_chunker import SentenceChunker  # noqa: E402
-from configuration.model_paths import apply_offline_mode, resolve_embedding_model  # noqa: E402
-from configuration.settings import Settings  # noqa: E402
-from loupe.stores import build_document_store  # noqa: E402
-from pipelines.indexing import build_indexing_pipeline  # noqa: E402
+from components.sentence_chunker import SentenceChunker
+from configuration.model_paths import apply_offline_mode, resolve_embedding_model
+from configuration.settings import Settings
+from loupe.stores import build_document_store
+from pipelines.indexing import build_indexing_pipeline
+
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+if __package__:
+    from bench.synthetic import Progress, ZipfText
+else:
+    from synthetic import Progress, ZipfText
 
 CHUNKS_PER_DOC = 10
 

@@ -12,8 +12,8 @@ The project side is built as the app builds it (loupe.stores.build_retrievers on
 baseline is InMemoryDocumentStore() with Haystack's defaults. The ratio is baseline p50 / embedded p50, so
 above 1 means Loupe's store is faster.
 
---store picks the project store: "sqlite" (document_stores.sqlite.document_store.SQLiteDocumentStore) or "inmemory-file" (the
-JSON-file document_stores.json_file.EmbeddedDocumentStore); the default is what loupe.stores.build_document_store
+--store picks the project store: "sqlite" (document_stores.sqlite.SQLiteDocumentStore) or "inmemory-file" (the
+JSON-file document_stores.json_file.JSONFileDocumentStore); the default is what loupe.stores.build_document_store
 builds for the "embedded" backend. Besides the query latencies it measures, for the project store:
   open_first_query_s   a fresh process opens the persisted store and answers one hybrid query (imports excluded)
   store_rss_mb         that process's resident memory after the query minus before opening (/proc/self/statm),
@@ -41,21 +41,27 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import configuration  # noqa: F401 - first: it switches Haystack's telemetry off before Haystack is imported
 
-from haystack import Document  # noqa: E402
-from haystack.components.joiners import DocumentJoiner  # noqa: E402
-from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever  # noqa: E402
-from haystack.document_stores.in_memory import InMemoryDocumentStore  # noqa: E402
-from haystack.document_stores.types import DuplicatePolicy  # noqa: E402
+# isort: split
+from haystack import Document
+from haystack.components.joiners import DocumentJoiner
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack.document_stores.types import DuplicatePolicy
 
-from bench.synthetic import Progress, ZipfText  # noqa: E402
-from components.rank_fusion import RankFusion  # noqa: E402
-from configuration.settings import Settings  # noqa: E402
-from document_stores.json_file import EmbeddedDocumentStore  # noqa: E402
-from document_stores.sqlite.document_store import SQLiteDocumentStore  # noqa: E402
-from loupe.stores import build_document_store, build_retrievers, persist  # noqa: E402
-from pipelines.retrieval import scope_filter  # noqa: E402
+from components.rank_fusion import RankFusion
+from configuration.settings import Settings
+from document_stores.json_file import JSONFileDocumentStore
+from document_stores.sqlite import SQLiteDocumentStore
+from loupe.stores import build_document_store, build_retrievers, persist
+from pipelines.retrieval import scope_filter
+
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+if __package__:
+    from bench.synthetic import Progress, ZipfText
+else:
+    from synthetic import Progress, ZipfText
 
 MODES = ("bm25", "dense", "hybrid", "scoped")
 STORES = ("embedded", "baseline")
@@ -108,7 +114,7 @@ def open_store(kind: str, directory: Path) -> Any:
     """The project store of this kind in `directory` (opened on the existing file, if any)."""
     if kind == "sqlite":
         return SQLiteDocumentStore(path=str(directory / "documents.sqlite3"))
-    return EmbeddedDocumentStore(path=str(directory / "documents.json"))
+    return JSONFileDocumentStore(path=str(directory / "documents.json"))
 
 
 def store_bytes(directory: Path) -> int:

@@ -23,18 +23,15 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqlalchemy import insert, select
+from sqlalchemy.orm import selectinload, sessionmaker
 
-from sqlalchemy import insert, select  # noqa: E402
-from sqlalchemy.orm import selectinload, sessionmaker  # noqa: E402
-
-from review.access import Principal  # noqa: E402
-from review.db import make_engine, migrate  # noqa: E402
-from review.models import Annotation, Assignment, Record  # noqa: E402
-from review.queue import QueueFilter, queue_entries  # noqa: E402
-from review.records import get_record  # noqa: E402
+from review.access import Principal
+from review.db import make_engine, migrate
+from review.models import Annotation, Assignment, Record
+from review.queue import QueueFilter, queue_entries
+from review.records import get_record
 
 QUESTIONS = 28
 WORDS = ("model training seed random data split validation network layer optimizer learning rate batch epoch "

@@ -1,4 +1,8 @@
-"""The embedded document store: Haystack's InMemoryDocumentStore, kept in a file under the data directory."""
+"""The legacy JSON-file document store: one job, reading and writing the documents.json of earlier Loupe versions.
+
+The embedded store is document_stores.sqlite now. This one stays for two users: loupe.stores imports an old
+documents.json into the SQLite store, and bench/retrieval.py measures it as the baseline.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,13 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import DuplicatePolicy
 
 
-class EmbeddedDocumentStore(InMemoryDocumentStore):
+class JSONFileDocumentStore(InMemoryDocumentStore):
     """
     An InMemoryDocumentStore that loads itself from `path` and saves there on `persist()`.
+
+    What it is for now: reading the documents.json that Loupe versions before the SQLite store wrote (loupe.stores
+    imports it into the SQLite store once), and serving as bench/retrieval.py's baseline ("inmemory-file").
+    New documents go to document_stores.sqlite.SQLiteDocumentStore.
 
     It is an InMemoryDocumentStore, so Haystack's in-memory BM25 and embedding retrievers work on it unchanged.
     Saving writes a temporary file and renames it over the old one, so a crash mid-save leaves the previous
@@ -41,7 +49,7 @@ class EmbeddedDocumentStore(InMemoryDocumentStore):
         return default_to_dict(self, path=self.path, bm25_algorithm=self.bm25_algorithm)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EmbeddedDocumentStore:
+    def from_dict(cls, data: dict[str, Any]) -> JSONFileDocumentStore:
         return default_from_dict(cls, data)
 
     def _file_mtime(self) -> float | None:

@@ -17,7 +17,7 @@ from haystack.utils import Secret
 
 from components.retrievers.sqlite import SQLiteBM25Retriever, SQLiteEmbeddingRetriever
 from configuration.settings import Settings
-from document_stores.json_file import EmbeddedDocumentStore
+from document_stores.json_file import JSONFileDocumentStore
 from document_stores.sqlite.document_store import SQLiteDocumentStore
 
 # Chunk metadata Loupe writes (see components.sentence_chunker and components.file_loader), typed for
@@ -85,7 +85,7 @@ def build_document_store(settings: Settings) -> Any:
 def _import_legacy_store(store: SQLiteDocumentStore, legacy: Path) -> None:
     """Copy the documents of the JSON file that earlier versions kept into the (empty) SQLite store, in one
     transaction, then rename the file to documents.json.imported; an interrupted import is simply done again."""
-    store.write_documents(EmbeddedDocumentStore(path=str(legacy)).filter_documents(), policy=DuplicatePolicy.OVERWRITE)
+    store.write_documents(JSONFileDocumentStore(path=str(legacy)).filter_documents(), policy=DuplicatePolicy.OVERWRITE)
     try:
         legacy.rename(legacy.with_name(legacy.name + ".imported"))
     except OSError:
@@ -116,11 +116,11 @@ def build_retrievers(settings: Settings, store: Any | None = None) -> StoreBundl
 def persist(store: Any) -> None:
     """Make written documents durable: the embedded store already committed them (SQLite) or saves its file
     (the JSON EmbeddedDocumentStore); Elasticsearch already has them."""
-    if isinstance(store, (SQLiteDocumentStore, EmbeddedDocumentStore)):
+    if isinstance(store, (SQLiteDocumentStore, JSONFileDocumentStore)):
         store.persist()
 
 
 def refresh(store: Any) -> None:
     """Pick up documents another process wrote to the embedded store; a no-op for Elasticsearch."""
-    if isinstance(store, (SQLiteDocumentStore, EmbeddedDocumentStore)):
+    if isinstance(store, (SQLiteDocumentStore, JSONFileDocumentStore)):
         store.reload_if_changed()

@@ -10,13 +10,13 @@ from haystack import Pipeline
 
 from components.extractive_answerer import ExtractiveAnswerer
 from configuration.settings import Settings
-from document_stores.json_file import EmbeddedDocumentStore
+from document_stores.json_file import JSONFileDocumentStore
 from loupe.stores import ELASTICSEARCH_MAPPING, build_retrievers
 from pipelines.answer import build_answer_pipeline
 from pipelines.indexing import build_indexing_pipeline
 from pipelines.retrieval import build_retrieval_pipeline
 
-ALLOWED = ["components.*", "loupe.*"]
+ALLOWED = ["components.*", "document_stores.*"]
 
 
 def es_settings(tmp_path, **changes) -> Settings:
@@ -103,10 +103,10 @@ class TestEmbeddedSerialization:
     def test_store_file_reload_and_corruption(self, settings):
         from haystack import Document
 
-        store = EmbeddedDocumentStore(path=str(settings.store_path))
+        store = JSONFileDocumentStore(path=str(settings.store_path))
         store.write_documents([Document(id="a#0", content="alpha", meta={"doc_id": "a"})])
         store.persist()
-        reader = EmbeddedDocumentStore(path=str(settings.store_path))
+        reader = JSONFileDocumentStore(path=str(settings.store_path))
         assert [d.id for d in reader.filter_documents()] == ["a#0"]
         store.write_documents([Document(id="b#0", content="beta", meta={"doc_id": "b"})])
         store.persist()
@@ -115,7 +115,7 @@ class TestEmbeddedSerialization:
         assert reader.reload_if_changed() is False
         settings.store_path.write_text("{not json", encoding="utf-8")
         with pytest.raises(ValueError, match="unreadable"):
-            EmbeddedDocumentStore(path=str(settings.store_path))
+            JSONFileDocumentStore(path=str(settings.store_path))
 
 
 ES_URL = os.environ.get("ELASTICSEARCH_URL")

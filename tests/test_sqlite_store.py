@@ -23,10 +23,10 @@ from haystack.errors import FilterError
 
 from components.rank_fusion import RankFusion
 from components.retrievers.sqlite import SQLiteBM25Retriever, SQLiteEmbeddingRetriever
-from document_stores.sqlite.document_store import SQLiteDocumentStore, filter_to_sql, fts5_query, tokenize
+from document_stores.sqlite import SQLiteDocumentStore, filter_to_sql, fts5_query, tokenize
 
 REPO = Path(__file__).resolve().parents[1]
-ALLOWED = ["components.*", "loupe.*"]
+ALLOWED = ["components.*", "document_stores.*"]
 DIM = 8
 
 
@@ -505,7 +505,7 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
 WRITER = """
     import sys, numpy as np
     from haystack import Document
-    from document_stores.sqlite.document_store import SQLiteDocumentStore
+    from document_stores.sqlite import SQLiteDocumentStore
     path, first, batches, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     store = SQLiteDocumentStore(path=path)
     for batch in range(first, first + batches):
@@ -666,7 +666,7 @@ def test_retrievers(store, monkeypatch):
     assert dense.run(query_embedding=unit(rng), return_embedding=True)["documents"][0].embedding is not None
 
     # outside Pipeline.loads(allowed_modules=...), the nested store's module must be allowed explicitly
-    monkeypatch.setenv("HAYSTACK_DESERIALIZATION_ALLOWLIST", "loupe.*")
+    monkeypatch.setenv("HAYSTACK_DESERIALIZATION_ALLOWLIST", "document_stores.*")
     for retriever in (bm25, merged, dense):
         data = retriever.to_dict()
         assert data["init_parameters"]["document_store"] == store.to_dict()
@@ -697,12 +697,12 @@ def test_pipeline_round_trip_and_run(store, corpus):
 
 def test_embedded_backend_is_sqlite_and_imports_a_legacy_json_store(tmp_path):
     from configuration.settings import Settings
-    from document_stores.json_file import EmbeddedDocumentStore
+    from document_stores.json_file import JSONFileDocumentStore
     from loupe.stores import build_document_store, build_retrievers, persist, refresh
 
     settings = Settings(data_dir=tmp_path / "data", generator_kind="extractive").validate()
     legacy_path = settings.store_path.with_name("documents.json")
-    legacy = EmbeddedDocumentStore(path=str(legacy_path))
+    legacy = JSONFileDocumentStore(path=str(legacy_path))
     legacy.write_documents([Document(id="old#0", content="an older owl survey", meta={"doc_id": "old"},
                                      embedding=[0.5, 0.5])])
     legacy.persist()

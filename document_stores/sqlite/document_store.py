@@ -1,8 +1,10 @@
-"""The embedded document store: one SQLite database file, with in-memory search structures rebuilt from it.
+"""The embedded document store: one job, keeping Haystack documents in one SQLite database file.
 
 `SQLiteDocumentStore` implements Haystack's DocumentStore protocol (count, filter, write with every
 DuplicatePolicy, delete, delete by filter, to_dict/from_dict) and offers `bm25_retrieval` and
-`embedding_retrieval` for `components.retrievers.sqlite`. Everything durable lives in ONE SQLite file:
+`embedding_retrieval` for `components.retrievers.sqlite`. Filters become SQL in `document_stores.sqlite.filters`,
+the in-memory search structures are `document_stores.sqlite.search_index`'s. Everything durable lives in ONE SQLite
+file:
 
     documents   rid (INTEGER PRIMARY KEY AUTOINCREMENT, never reused), id (UNIQUE), content, meta (JSON),
                 embedding (float32 BLOB), extra (JSON: blob, sparse_embedding), and the document's BM25 terms
@@ -19,25 +21,12 @@ transaction (BEGIN IMMEDIATE ... COMMIT): a process killed at any point (SIGKILL
 document intact and no part of an uncommitted call visible. Readers never block the writer and vice versa.
 Embeddings are stored as float32, so they come back rounded to float32 precision.
 
-Search structures. On the first query the store reads the file once (ORDER BY rid) into
-  - a contiguous float32 matrix of L2-normalised embeddings (dense search: one matrix-vector product), and
-  - in-memory BM25 postings (term -> slots, term frequencies), as CSC segments (scipy.sparse's CSR->CSC
-    conversion; numpy radix passes when scipy is missing).
-Writes of this process and of other processes reach them incrementally: before each query the store checks
-`PRAGMA data_version` (it changes when another connection committed) and, after its own commits, reads the
-change log since the last applied entry, marks replaced/deleted rows dead and appends new rows as a new small
-segment. Segments are merged, and dead rows compacted away, when they accumulate. A reader too far behind
-(the log is pruned to its last 100 000 entries) reloads everything.
-
-Filters. Haystack filter dicts (==, !=, in, not in, >, >=, <, <=, AND/OR/NOT, nested; fields `meta.x`,
-`id`, `content`; a bare name is a meta field, as in Haystack) are translated to parameterised SQL over
-json_extract/json_type (values are always bound parameters; a meta path is written into the SQL only when
-it is a plain identifier, so that the expression index can serve it, and bound otherwise). Filters are applied
-inside the search: the matching rids are selected with SQL first, then only those rows are scored. The SQL
-follows Haystack's semantics (a missing field is None; `!=`/`not in` match a missing field; strings never equal
-numbers; ordering operators compare numbers, or ISO dates when the filter value is a string, and never match a
-value they cannot compare, where Haystack would raise). Date-like strings, lists and dicts are compared by a
-Python function registered on the connection that calls Haystack's own comparison operators.
+Search structures. On the first query the store reads the file once (ORDER BY rid) into a `SearchIndex` (an
+embedding matrix and BM25 postings). Writes of this process and of other processes reach it incrementally: before
+each query the store checks `PRAGMA data_version` (it changes when another connection committed) and, after its
+own commits, reads the change log since the last applied entry, marks replaced/deleted rows dead and appends new
+rows. A reader too far behind (the log is pruned to its last 100 000 entries) reloads everything. Filters are
+applied inside the search: the matching rids are selected with SQL first, then only those rows are scored.
 
 BM25: which engine, and why. bm25_engine="memory" (the default) scores with the in-memory postings and is
 BM25L with Haystack's defaults (k1=1.5, b=0.75, delta=0.5, idf=log((N+1)/(df+0.5))) on Haystack's tokenizer
@@ -66,13 +55,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sqlite3
 import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -82,13 +68,16 @@ from haystack import Document, default_from_dict, default_to_dict, logging
 from haystack.dataclasses import ByteStream, SparseEmbedding
 from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
-from haystack.errors import FilterError
-from haystack.utils.filters import COMPARISON_OPERATORS
 
-try:
-    import scipy.sparse as _sparse
-except ImportError:  # pragma: no cover - scipy comes with sentence-transformers
-    _sparse = None
+from document_stores.sqlite.filters import (
+    IDENTIFIER,
+    SQL_CHUNK,
+    field_operand,
+    filter_to_sql,
+    register_functions,
+    validate_filters,
+)
+from document_stores.sqlite.search_index import SearchIndex, fts5_query, tokenize, top_k_slots
 
 logger = logging.getLogger(__name__)
 
@@ -97,524 +86,7 @@ BM25_ENGINES = ("memory", "fts5")
 BM25_SCALING_FACTOR = 8  # as InMemoryDocumentStore: scale_score maps a BM25 score s to expit(s / 8)
 BUSY_TIMEOUT_MS = 30_000
 CHANGE_LOG_KEEP = 100_000
-_SQL_CHUNK = 500  # bound parameters per IN (...) list
 _FETCH_CHUNK = 4096
-
-# Haystack 3.4's default InMemoryDocumentStore BM25 tokenization: word characters, CJK one character per token.
-_CJK = (
-    r"\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff\u3130-\u318f\uac00-\ud7af\u3041-\u3096\u30a1-\u30fa\u30fc"
-    r"\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uffa0-\uffdc"
-)
-_TOKEN = re.compile(rf"[^\W{_CJK}]+|[{_CJK}]")
-_FTS_TOKEN = re.compile(r"\w+")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NUMERIC_TYPES = "('integer','real','true','false')"
-
-
-def tokenize(text: str) -> list[str]:
-    """BM25 tokens exactly as InMemoryDocumentStore makes them (lower case, NFC, its default regex)."""
-    return _TOKEN.findall(unicodedata.normalize("NFC", text.lower()))
-
-
-def fts5_query(text: str) -> str:
-    """A safe FTS5 query for free text: its words, each quoted, OR-ed; '' when it has none.
-
-    Quoting makes every word a plain string token, so quotes, `*`, `-`, `:`, parentheses, NEAR, AND/OR/NOT
-    in user text are never FTS5 syntax.
-    """
-    words = dict.fromkeys(word.lower() for word in _FTS_TOKEN.findall(text))
-    return " OR ".join('"' + word.replace('"', '""') + '"' for word in words)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Filters -> SQL
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Operand:
-    """What a filter field reads: a value expression and a type expression, each with its own parameters."""
-
-    value_sql: str
-    value_params: tuple[Any, ...]
-    type_sql: str
-    type_params: tuple[Any, ...]
-
-
-_DOCUMENT_FIELDS = {"id", "content", "blob", "meta", "score", "embedding", "sparse_embedding"}
-
-
-def _operand(field: str) -> _Operand:
-    if field in ("id", "content"):
-        return _Operand(field, (), f"typeof({field})", ())
-    if field.startswith("meta."):
-        parts = field.split(".")[1:]
-    elif "." in field:
-        raise FilterError(f"unsupported filter field {field!r}: use id, content or meta.<name>")
-    elif field in _DOCUMENT_FIELDS:
-        if field in ("embedding", "blob", "sparse_embedding"):
-            column = "embedding" if field == "embedding" else f"json_extract(extra, '$.{field}')"
-            return _Operand(column, (), f"CASE WHEN {column} IS NULL THEN NULL ELSE 'blob' END", ())
-        raise FilterError(f"unsupported filter field {field!r}: use id, content or meta.<name>")
-    else:
-        parts = [field]  # a legacy filter field: Haystack reads it from meta
-    if any(not part for part in parts):
-        raise FilterError(f"invalid filter field {field!r}")
-    if all(_IDENTIFIER.match(part) for part in parts):
-        # A plain identifier path is part of the SQL text so that an expression index on it can be used.
-        path = "$." + ".".join(parts)
-        return _Operand(f"json_extract(meta, '{path}')", (), f"json_type(meta, '{path}')", ())
-    if any('"' in part for part in parts):
-        raise FilterError(f"a meta field name may not contain a double quote: {field!r}")
-    path = "$" + "".join(f'."{part}"' for part in parts)
-    return _Operand("json_extract(meta, ?)", (path,), "json_type(meta, ?)", (path,))
-
-
-def _looks_like_date(value: Any) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) >= 10
-        and value[:4].isdigit()
-        and value[4] == "-"
-        and value[5:7].isdigit()
-        and value[7] == "-"
-        and value[8:10].isdigit()
-    )
-
-
-def _json_filter_value(value: Any) -> str:
-    return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, (datetime, date)) else str(v))
-
-
-def _python_match(value: Any, value_type: str | None, operator: str, filter_json: str) -> int:
-    """SQL function loupe_match: Haystack's own comparison on the stored value (for dates, lists, dicts)."""
-    if value_type in ("array", "object") and isinstance(value, str):
-        value = json.loads(value)
-    elif value_type == "true":
-        value = True
-    elif value_type == "false":
-        value = False
-    try:
-        return int(bool(COMPARISON_OPERATORS[operator](value, json.loads(filter_json), False)))
-    except (FilterError, TypeError, ValueError, OverflowError):
-        return 0
-
-
-class _FilterSQL:
-    """Translates a Haystack filter dict into a SQL boolean expression over `documents` and its parameters."""
-
-    def __init__(self) -> None:
-        self.params: list[Any] = []
-
-    def translate(self, condition: dict[str, Any]) -> str:
-        if not isinstance(condition, dict):
-            raise FilterError(f"a filter condition must be a dict, got {type(condition).__name__}")
-        if "field" in condition:
-            return self._comparison(condition)
-        if "operator" not in condition:
-            raise FilterError(f"'operator' key missing in {condition}")
-        if "conditions" not in condition:
-            raise FilterError(f"'conditions' key missing in {condition}")
-        operator, conditions = condition["operator"], condition["conditions"]
-        if operator not in ("AND", "OR", "NOT"):
-            raise FilterError(f"Unknown logical operator '{operator}'. Valid operators are: ['AND', 'NOT', 'OR']")
-        if not isinstance(conditions, list):
-            raise FilterError(f"'conditions' must be a list in {condition}")
-        parts = [f"({self.translate(item)})" for item in conditions]
-        if operator == "OR":
-            return " OR ".join(parts) if parts else "0"
-        conjunction = " AND ".join(parts) if parts else "1"
-        # Every NOT sees a two-valued operand: NULL (unknown) always means "does not match", as in Haystack.
-        return f"NOT coalesce(({conjunction}), 0)" if operator == "NOT" else conjunction
-
-    def _use(self, sql: str, params: Iterable[Any]) -> str:
-        self.params.extend(params)
-        return sql
-
-    def _value(self, operand: _Operand) -> str:
-        return self._use(operand.value_sql, operand.value_params)
-
-    def _type(self, operand: _Operand) -> str:
-        return self._use(operand.type_sql, operand.type_params)
-
-    def _python(self, operand: _Operand, operator: str, value: Any) -> str:
-        value_sql = self._value(operand)
-        type_sql = self._type(operand)
-        return self._use(f"loupe_match({value_sql}, {type_sql}, ?, ?)", (operator, _json_filter_value(value)))
-
-    def _comparison(self, condition: dict[str, Any]) -> str:
-        if "operator" not in condition:
-            raise FilterError(f"'operator' key missing in {condition}")
-        if "value" not in condition:
-            raise FilterError(f"'value' key missing in {condition}")
-        field, operator, value = condition["field"], condition["operator"], condition["value"]
-        if not isinstance(field, str):
-            raise FilterError(f"'field' must be a string in {condition}")
-        operand = _operand(field)
-        if isinstance(value, tuple):
-            value = list(value)
-        if operator == "==":
-            return self._equal(operand, value)
-        if operator == "!=":
-            return f"NOT coalesce(({self._equal(operand, value)}), 0)"
-        if operator in ("in", "not in"):
-            if not isinstance(value, list):
-                raise FilterError(
-                    f"Filter value must be a `list` when using operator 'in' or 'not in', received type '{type(value)}'"
-                )
-            expression = self._in(operand, value)
-            return expression if operator == "in" else f"NOT coalesce(({expression}), 0)"
-        if operator in (">", ">=", "<", "<="):
-            return self._ordering(operand, operator, value)
-        raise FilterError(
-            f"Unknown comparison operator '{operator}'. Valid operators are: {sorted(COMPARISON_OPERATORS)}"
-        )
-
-    def _equal(self, operand: _Operand, value: Any) -> str:
-        if value is None:
-            return f"{self._value(operand)} IS NULL"
-        if isinstance(value, (bool, int, float)):
-            return self._use(f"{self._value(operand)} IS ?", (value,))
-        if isinstance(value, str) and not _looks_like_date(value):
-            value_sql = self._value(operand)
-            # json_extract returns arrays and objects as JSON text: only a JSON string equals a string.
-            return self._use(f"({value_sql} IS ? AND ", (value,)) + f"coalesce({self._type(operand)}, '') = 'text')"
-        return self._python(operand, "==", value)
-
-    def _in(self, operand: _Operand, values: list[Any]) -> str:
-        numbers = [v for v in values if isinstance(v, (bool, int, float))]
-        strings = [v for v in values if isinstance(v, str) and not _looks_like_date(v)]
-        others = [v for v in values if v is not None and not isinstance(v, (bool, int, float)) and v not in strings]
-        parts = []
-        if any(v is None for v in values):
-            parts.append(f"{self._value(operand)} IS NULL")
-        if numbers:
-            parts.append(self._in_list(operand, numbers))
-        if strings:
-            parts.append(f"({self._in_list(operand, strings)} AND coalesce({self._type(operand)}, '') = 'text')")
-        parts.extend(self._python(operand, "==", v) for v in others)
-        return " OR ".join(f"({part})" for part in parts) if parts else "0"
-
-    def _in_list(self, operand: _Operand, values: list[Any]) -> str:
-        value_sql = self._value(operand)
-        if len(values) <= _SQL_CHUNK:
-            return self._use(f"{value_sql} IN ({', '.join('?' * len(values))})", values)
-        return self._use(f"{value_sql} IN (SELECT value FROM json_each(?))", (json.dumps(values),))
-
-    def _ordering(self, operand: _Operand, operator: str, value: Any) -> str:
-        if isinstance(value, list):
-            raise FilterError(f"Filter value can't be of type {type(value)} using operators '>', '>=', '<', '<='")
-        if value is None:
-            return "0"  # Haystack: None never compares
-        if isinstance(value, (bool, int, float)):
-            type_sql = self._type(operand)
-            return self._use(f"(coalesce({type_sql}, '') IN {_NUMERIC_TYPES} AND ", ()) + self._use(
-                f"{self._value(operand)} {operator} ?)", (value,)
-            )
-        if isinstance(value, str):
-            try:
-                COMPARISON_OPERATORS[operator]("2000-01-01", value, False)  # raises FilterError unless a date
-            except TypeError as error:
-                raise FilterError(f"can't compare {value!r} using '{operator}': {error}") from None
-        elif not isinstance(value, (datetime, date)):
-            raise FilterError(f"can't compare values of type {type(value).__name__} using '{operator}'")
-        return self._python(operand, operator, value)
-
-
-def filter_to_sql(filters: dict[str, Any]) -> tuple[str, list[Any]]:
-    """A SQL boolean expression over `documents` (columns id, content, meta, embedding, extra) and its parameters.
-
-    :raises FilterError: on a malformed filter or an operator/value combination Haystack rejects.
-    """
-    translator = _FilterSQL()
-    return translator.translate(filters), translator.params
-
-
-def _validate_filters(filters: dict[str, Any] | None) -> None:
-    if filters and "operator" not in filters and "conditions" not in filters:
-        raise ValueError(
-            "Invalid filter syntax. See https://docs.haystack.deepset.ai/docs/metadata-filtering for details."
-        )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# In-memory search structures
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _argsort_small_ints(keys: np.ndarray) -> np.ndarray:
-    """An ordering that sorts non-negative integer keys: LSD radix passes of 16 bits (numpy's stable sort)."""
-    keys = keys.astype(np.uint32, copy=False)
-    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
-    high = keys >> 16
-    if high.any():
-        order = order[np.argsort(high[order].astype(np.uint16), kind="stable")]
-    return order
-
-
-class _Segment:
-    """BM25 postings of some rows, grouped by term: term t has slots[ptr[t]:ptr[t+1]] and tfs[...].
-
-    Built with scipy.sparse's CSR->CSC conversion (a C counting sort, ~0.2 s for 10M postings) when scipy is
-    installed (sentence-transformers requires it), else with numpy radix passes (~1.2 s for 10M).
-    """
-
-    __slots__ = ("ptr", "slots", "tfs")
-
-    def __init__(self, ptr: np.ndarray, slots: np.ndarray, tfs: np.ndarray) -> None:
-        self.ptr = ptr
-        self.slots = slots.astype(np.int32, copy=False)
-        self.tfs = tfs  # uint32 counts; scoring promotes them to float64
-
-    @classmethod
-    def from_postings(cls, slots: np.ndarray, terms: np.ndarray, tfs: np.ndarray) -> _Segment:
-        """From postings in any order: slot, term id and term frequency of each."""
-        vocabulary = int(terms.max()) + 1 if len(terms) else 0
-        if _sparse is not None and len(terms):
-            shape = (int(slots.max()) + 1, vocabulary)
-            matrix = _sparse.csc_matrix((tfs, (slots, terms.astype(np.int64))), shape=shape)
-            return cls(matrix.indptr, matrix.indices, matrix.data)
-        order = _argsort_small_ints(terms)
-        ptr = np.zeros(vocabulary + 1, dtype=np.int64)
-        np.cumsum(np.bincount(terms, minlength=vocabulary), out=ptr[1:])
-        return cls(ptr, slots[order], tfs[order])
-
-    @classmethod
-    def from_rows(cls, first_slot: int, sizes: np.ndarray, terms: np.ndarray, tfs: np.ndarray) -> _Segment:
-        """From consecutive rows' postings (row-major): sizes[i] postings belong to slot first_slot + i."""
-        if _sparse is not None and len(terms):
-            indptr = np.zeros(len(sizes) + 1, dtype=np.int64)
-            np.cumsum(sizes, out=indptr[1:])
-            shape = (len(sizes), int(terms.max()) + 1)
-            # term ids are far below 2**31: read them as int32, scipy's index type, to avoid a copy
-            matrix = _sparse.csr_matrix((tfs, terms.view(np.int32), indptr), shape=shape).tocsc()
-            slots = matrix.indices.astype(np.int32, copy=False)
-            if first_slot:
-                slots += np.int32(first_slot)
-            return cls(matrix.indptr, slots, matrix.data)
-        slots = np.repeat(np.arange(first_slot, first_slot + len(sizes), dtype=np.int32), sizes)
-        return cls.from_postings(slots, terms, tfs)
-
-    def __len__(self) -> int:
-        return len(self.slots)
-
-    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if term + 1 >= len(self.ptr):
-            return None
-        start, end = self.ptr[term], self.ptr[term + 1]
-        return (self.slots[start:end], self.tfs[start:end]) if end > start else None
-
-    def expanded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(slots, terms, tfs) per posting."""
-        terms = np.repeat(np.arange(len(self.ptr) - 1, dtype=np.uint32), np.diff(self.ptr))
-        return self.slots, terms, self.tfs
-
-
-class _SearchIndex:
-    """Dense matrix and BM25 postings of the rows in the database; slot i is the i-th row by rid."""
-
-    MAX_SEGMENTS = 8
-
-    def __init__(self, dim: int | None) -> None:
-        self.dim = dim
-        self.n = 0  # slots used
-        self.rids = np.zeros(0, dtype=np.int64)  # ascending: rows are appended in rid order
-        self.alive = np.zeros(0, dtype=bool)
-        self.has_embedding = np.zeros(0, dtype=bool)
-        self.has_content = np.zeros(0, dtype=bool)
-        self.lengths = np.zeros(0, dtype=np.float64)
-        self.matrix = np.zeros((0, dim or 0), dtype=np.float32)
-        self.segments: list[_Segment] = []
-        self.dead = 0
-        self.content_count = 0  # alive rows with content: BM25's N
-        self.content_tokens = 0.0  # their total length: N * avgdl
-
-    # -- building -------------------------------------------------------------------------------------------
-
-    def _grow(self, extra: int) -> None:
-        need = self.n + extra
-        capacity = len(self.alive)
-        if need <= capacity:
-            return
-        capacity = max(need, int(capacity * 1.25) + 1024)
-        for name, dtype in (("rids", np.int64), ("alive", bool), ("has_embedding", bool), ("has_content", bool),
-                            ("lengths", np.float64)):
-            old = getattr(self, name)
-            new = np.zeros(capacity, dtype=dtype)
-            new[: self.n] = old[: self.n]
-            setattr(self, name, new)
-        if self.dim:
-            matrix = np.zeros((capacity, self.dim), dtype=np.float32)
-            matrix[: self.n] = self.matrix[: self.n]
-            self.matrix = matrix
-
-    def append(self, rows: Sequence[tuple]) -> None:
-        """Add rows (rid, embedding, n_tokens, term_ids, term_freqs), rids ascending and above every known rid;
-        their BM25 postings become a new segment."""
-        first = self.n
-        sizes, terms, tfs = self.add_rows(rows)
-        if terms:
-            self.segments.append(_Segment.from_rows(first, sizes, _u32(terms), _u32(tfs)))
-            self._maybe_merge()
-
-    def add_rows(self, rows: Sequence[tuple]) -> tuple[np.ndarray, bytes, bytes]:
-        """Add rows everywhere but in the postings; returns their postings: the number per row, and the term
-        ids and frequencies of all rows as uint32 bytes."""
-        if not rows:
-            return np.zeros(0, dtype=np.int64), b"", b""
-        first = self.n
-        count = len(rows)
-        dims = {len(row[1]) // 4 for row in rows if row[1] is not None}
-        if dims:
-            if len(dims) > 1 or (self.dim and self.dim not in dims):
-                raise DocumentStoreError(f"stored embeddings have different sizes: {sorted(dims | {self.dim or 0})}")
-            if not self.dim:
-                self.dim = dims.pop()
-                self.matrix = np.zeros((len(self.alive), self.dim), dtype=np.float32)
-        self._grow(count)
-        end = first + count
-        self.rids[first:end] = np.fromiter((row[0] for row in rows), dtype=np.int64, count=count)
-        self.alive[first:end] = True
-        has_content = np.fromiter((row[2] is not None for row in rows), dtype=bool, count=count)
-        lengths = np.fromiter((row[2] or 0 for row in rows), dtype=np.float64, count=count)
-        self.has_content[first:end] = has_content
-        self.lengths[first:end] = lengths
-        self.content_count += int(has_content.sum())
-        self.content_tokens += float(lengths.sum())
-        has_embedding = np.fromiter((row[1] is not None for row in rows), dtype=bool, count=count)
-        self.has_embedding[first:end] = has_embedding
-        if has_embedding.any():
-            vectors = np.frombuffer(b"".join(row[1] for row in rows if row[1] is not None), dtype="<f4")
-            vectors = vectors.reshape(-1, self.dim)
-            if has_embedding.all():
-                block = self.matrix[first:end]
-                block[:] = vectors
-            else:
-                block = vectors.copy()
-            norms = np.sqrt(np.einsum("ij,ij->i", block, block))
-            if np.abs(norms - 1.0).max() > 1e-6:  # Loupe's embedders already normalise: usually nothing to do
-                norms[norms == 0] = 1.0
-                block /= norms[:, None]
-            if not has_embedding.all():
-                self.matrix[first + np.flatnonzero(has_embedding)] = block
-        self.n = end
-        sizes = np.fromiter((len(row[3]) // 4 if row[3] else 0 for row in rows), dtype=np.int64, count=count)
-        terms = b"".join(row[3] for row in rows if row[3])
-        tfs = b"".join(row[4] for row in rows if row[4])
-        return sizes, terms, tfs
-
-    def kill(self, rids: np.ndarray) -> None:
-        """Mark the rows with these rids dead (compacting when dead rows pile up)."""
-        slots = self.slots_of(rids)
-        slots = slots[self.alive[slots]]
-        self.alive[slots] = False
-        self.dead += len(slots)
-        content = slots[self.has_content[slots]]
-        self.content_count -= len(content)
-        self.content_tokens -= float(self.lengths[content].sum())
-        if self.dead > max(1024, self.n // 4):
-            self.compact()
-
-    def slots_of(self, rids: np.ndarray) -> np.ndarray:
-        """Slots of those rids that are here (dead or alive); ascending when the rids are."""
-        rids = np.asarray(rids, dtype=np.int64)
-        known = self.rids[: self.n]
-        positions = np.searchsorted(known, rids)
-        inside = positions < self.n
-        positions, rids = positions[inside], rids[inside]
-        return positions[known[positions] == rids]
-
-    def _merge(self, segments: list[_Segment], remap: np.ndarray | None = None) -> _Segment:
-        parts = [segment.expanded() for segment in segments]
-        slots = np.concatenate([part[0] for part in parts])
-        terms = np.concatenate([part[1] for part in parts])
-        tfs = np.concatenate([part[2] for part in parts])
-        keep = self.alive[slots]
-        slots, terms, tfs = slots[keep], terms[keep], tfs[keep]
-        if remap is not None:
-            slots = remap[slots]
-        return _Segment.from_postings(slots, terms, tfs)
-
-    def _maybe_merge(self) -> None:
-        if len(self.segments) <= self.MAX_SEGMENTS:
-            return
-        base, rest = self.segments[0], self.segments[1:]
-        if sum(map(len, rest)) * 4 > len(base):
-            self.segments = [self._merge(self.segments)]
-        else:
-            self.segments = [base, self._merge(rest)]
-
-    def compact(self) -> None:
-        """Drop dead rows: renumber slots, shrink the matrix, rebuild the postings."""
-        keep = self.alive[: self.n].copy()
-        remap = np.cumsum(keep) - 1
-        segments = [self._merge(self.segments, remap)] if self.segments else []
-        count = int(keep.sum())
-        for name in ("rids", "alive", "has_embedding", "has_content", "lengths"):
-            setattr(self, name, getattr(self, name)[: self.n][keep].copy())
-        if self.dim:
-            self.matrix = np.ascontiguousarray(self.matrix[: self.n][keep])
-        self.segments = segments
-        self.n = count
-        self.dead = 0
-
-    # -- searching ------------------------------------------------------------------------------------------
-
-    def bm25_scores(self, term_ids: list[int], k1: float, b: float, delta: float) -> np.ndarray:
-        """BM25L scores of every slot (0 where no query term occurs), as InMemoryDocumentStore computes them."""
-        scores = np.zeros(self.n, dtype=np.float64)
-        if not self.content_count:
-            return scores
-        average = self.content_tokens / self.content_count
-        for term in term_ids:
-            found = [postings for segment in self.segments if (postings := segment.postings(term)) is not None]
-            if not found:
-                continue
-            slots = np.concatenate([p[0] for p in found]) if len(found) > 1 else found[0][0]
-            tfs = np.concatenate([p[1] for p in found]) if len(found) > 1 else found[0][1]
-            live = self.alive[slots]
-            if not live.all():
-                slots, tfs = slots[live], tfs[live]
-            if not len(slots):
-                continue
-            idf = math.log((self.content_count + 1.0) / (len(slots) + 0.5))
-            ctd = tfs / (1.0 - b + b * self.lengths[slots] / average)
-            scores[slots] += idf * (1.0 + k1) * (ctd + delta) / (k1 + ctd + delta)
-        return scores
-
-    def dense_scores(self, query: np.ndarray, slots: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(slots, cosine scores) of the alive rows with embeddings, among `slots` when given."""
-        if slots is None:
-            candidates = np.flatnonzero(self.alive[: self.n] & self.has_embedding[: self.n])
-            if len(candidates) * 4 >= self.n * 3:
-                scores = self.matrix[: self.n] @ query
-                return candidates, scores[candidates]
-        else:
-            candidates = slots[self.alive[slots] & self.has_embedding[slots]]
-        return candidates, self.matrix[candidates] @ query
-
-
-def _u32(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<u4")
-
-
-def top_k_slots(slots: np.ndarray, scores: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The best top_k by score, ties broken by slot (insertion order), best first. `slots` must be ascending."""
-    if len(scores) > top_k:
-        threshold = np.partition(scores, len(scores) - top_k)[len(scores) - top_k]
-        above = np.flatnonzero(scores > threshold)
-        ties = np.flatnonzero(scores == threshold)[: top_k - len(above)]
-        chosen = np.concatenate([above, ties])
-    else:
-        chosen = np.arange(len(scores))
-    order = np.lexsort((slots[chosen], -scores[chosen]))
-    chosen = chosen[order]
-    return slots[chosen], scores[chosen]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The store
-# ---------------------------------------------------------------------------------------------------------------
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -662,7 +134,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"meta value of type {type(value).__name__} is not JSON-serializable")
 
 
-def _chunks(items: Sequence[Any], size: int = _SQL_CHUNK) -> Iterable[Sequence[Any]]:
+def _chunks(items: Sequence[Any], size: int = SQL_CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -701,7 +173,7 @@ class SQLiteDocumentStore:
             raise ValueError(f"bm25_engine must be one of {', '.join(BM25_ENGINES)}, got {bm25_engine!r}")
         fields = ["doc_id"] if indexed_meta_fields is None else list(indexed_meta_fields)
         for name in fields:
-            if not _IDENTIFIER.match(name):
+            if not IDENTIFIER.match(name):
                 raise ValueError(f"indexed meta field names must be identifiers, got {name!r}")
         self.path = str(path)
         self.bm25_engine = bm25_engine
@@ -713,7 +185,7 @@ class SQLiteDocumentStore:
         self._delta = float(self.bm25_parameters.get("delta", 0.5))
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
-        self._index: _SearchIndex | None = None
+        self._index: SearchIndex | None = None
         self._applied_seq = 0
         self._data_version: int | None = None
         self._term_ids: dict[str, int] = {}  # committed vocabulary entries this process has seen
@@ -750,7 +222,7 @@ class SQLiteDocumentStore:
             if db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise DocumentStoreError(f"{self.path}: could not switch the database to WAL mode")
             db.execute("PRAGMA synchronous = FULL")
-            db.create_function("loupe_match", 4, _python_match, deterministic=True)
+            register_functions(db)
             db.execute("BEGIN IMMEDIATE")
             for statement in _split_sql(_SCHEMA):
                 db.execute(statement)
@@ -797,7 +269,7 @@ class SQLiteDocumentStore:
 
     def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
         """How many documents match the filters."""
-        _validate_filters(filters)
+        validate_filters(filters)
         with self._lock:
             if not filters:
                 return self.count_documents()
@@ -810,14 +282,14 @@ class SQLiteDocumentStore:
         Far cheaper than counting over filter_documents(), which builds every document with its embedding
         (at 100k chunks: 0.07 s instead of 15 s and 1.8 GB).
         """
-        operand = _operand(f"meta.{field}")
+        operand = field_operand(f"meta.{field}")
         sql = f"SELECT {operand.value_sql}, count(*) FROM documents GROUP BY 1"
         with self._lock:
             return dict(self._conn.execute(sql, operand.value_params).fetchall())
 
     def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
         """The documents matching the filters (all without filters), in write order, embeddings included."""
-        _validate_filters(filters)
+        validate_filters(filters)
         with self._lock:
             sql = f"SELECT {_DOCUMENT_COLUMNS}, embedding FROM documents"
             params: list[Any] = []
@@ -982,7 +454,7 @@ class SQLiteDocumentStore:
 
     def delete_by_filter(self, filters: dict[str, Any]) -> int:
         """Delete the documents matching the filters, in one transaction; how many were deleted."""
-        _validate_filters(filters)
+        validate_filters(filters)
         if not filters:
             raise ValueError("delete_by_filter needs filters; use delete_all_documents() to delete everything")
         where, params = filter_to_sql(filters)
@@ -1062,22 +534,13 @@ class SQLiteDocumentStore:
         db = self._conn
         sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
         dim = db.execute("SELECT value FROM store_info WHERE key = 'embedding_dim'").fetchone()
-        index = _SearchIndex(int(dim[0]) if dim else None)
-        index._grow(db.execute("SELECT count(*) FROM documents").fetchone()[0])
+        count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
         cursor = db.execute(f"SELECT {_INDEX_COLUMNS} FROM documents ORDER BY rid")
-        sizes, terms, tfs = [], [], []
-        while rows := cursor.fetchmany(_FETCH_CHUNK):
-            found = index.add_rows(rows)
-            sizes.append(found[0])
-            terms.append(found[1])
-            tfs.append(found[2])
-        if any(terms):
-            joined = _u32(b"".join(terms)), _u32(b"".join(tfs))
-            index.segments = [_Segment.from_rows(0, np.concatenate(sizes), *joined)]
-        self._index = index
+        batches = iter(lambda: cursor.fetchmany(_FETCH_CHUNK), [])
+        self._index = SearchIndex.build(int(dim[0]) if dim else None, count, batches)
         self._applied_seq = sequence[0] if sequence else 0
 
-    def _ready_index(self) -> _SearchIndex:
+    def _ready_index(self) -> SearchIndex:
         """The search structures, loaded on first use and brought up to date with other processes' writes."""
         if self._index is None:
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]
@@ -1126,7 +589,7 @@ class SQLiteDocumentStore:
                 return self._fetch(found)
 
     def _memory_bm25(
-        self, index: _SearchIndex, query: str, filters: dict[str, Any] | None, top_k: int
+        self, index: SearchIndex, query: str, filters: dict[str, Any] | None, top_k: int
     ) -> list[tuple[int, float]]:
         rids = self._filtered_rids(filters)
         tokens = list(dict.fromkeys(tokenize(query)))

@@ -1,5 +1,6 @@
-"""BM25 and embedding retrievers of the embedded SQLite document store."""
+"""BM25 and embedding retrievers of the embedded SQLite document store (document_stores.sqlite)."""
 
-from components.retrievers.sqlite.retrievers import SQLiteBM25Retriever, SQLiteEmbeddingRetriever
+from components.retrievers.sqlite.bm25_retriever import SQLiteBM25Retriever
+from components.retrievers.sqlite.embedding_retriever import SQLiteEmbeddingRetriever
 
 __all__ = ["SQLiteBM25Retriever", "SQLiteEmbeddingRetriever"]
