@@ -7,7 +7,7 @@ Stray control characters: valid UTF-8 text may hold a few C0 control characters 
 carriage return and form feed (the page break of extracted PDF text) -- e.g. a NUL where PDF extraction lost a
 ligature ("e\x00cient"). Each is replaced by U+FFFD (the replacement character, so a reader sees that something
 was there) and counted; PostgreSQL cannot store NUL in text at all. A file in which such characters make up more
-than 1 % of the text (or which is not UTF-8) is binary and refused. Strings inside JSON (`"\u0000"`) are cleaned
+than 1 % of the text, and are more than eight or a tenth of it, is binary and refused (as is one not UTF-8). Strings inside JSON (`"\u0000"`) are cleaned
 the same way.
 """
 
@@ -29,7 +29,8 @@ _BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")  # blank lines only: a parag
 # C0 controls and DEL, except tab, line feed, carriage return and form feed: never meant to be in a record.
 STRAY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 REPLACEMENT = "\ufffd"
-BINARY_SHARE = 0.01  # more stray control characters than this share of the text: a binary file, refused
+# A binary file, refused: stray control characters more than 1 % of the text, and more than eight or a tenth of it.
+BINARY_SHARE = 0.01
 
 
 class RecordParseError(ValueError):
@@ -83,7 +84,7 @@ def decode_text(data: bytes) -> str:
 
 def decode_text_counted(data: bytes) -> tuple[str, int]:
     """`decode_text`, and how many stray control characters it replaced. :raises RecordParseError: empty, not
-    UTF-8, or binary (stray control characters more than 1 % of the text)."""
+    UTF-8, or binary (see BINARY_SHARE)."""
     if not data.strip():
         raise RecordParseError("the file is empty")
     try:
@@ -92,7 +93,8 @@ def decode_text_counted(data: bytes) -> tuple[str, int]:
         line = data[: error.start].count(b"\n") + 1
         raise RecordParseError(f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})", line) from None
     text, replaced = clean_text(text)
-    if replaced > max(1, math.floor(len(text) * BINARY_SHARE)):
+    share = replaced / max(1, len(text))
+    if share > BINARY_SHARE and (replaced > 8 or share > 10 * BINARY_SHARE):
         first = text.index(REPLACEMENT) if REPLACEMENT in text else 0
         raise RecordParseError(f"binary data, not text ({replaced} control characters such as NUL)",
                                text[:first].count("\n") + 1)
