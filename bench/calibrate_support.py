@@ -61,6 +61,8 @@ import torch
 import configuration  # noqa: F401 - first: it switches Haystack's telemetry off before Haystack is imported
 
 # isort: split
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+from bench.synthetic import Progress
 from components.sentence_model import SentenceEncoderFactory
 from components.support_aligner import (
     AnswerSentence,
@@ -72,12 +74,6 @@ from components.support_aligner import (
     shares_words,
 )
 from configuration.model_paths import MINILM_ID, resolve_embedding_model
-
-# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
-if __package__:
-    from bench.synthetic import Progress
-else:
-    from synthetic import Progress
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "kommineni2024"

@@ -35,17 +35,12 @@ from haystack_integrations.components.embedders.sentence_transformers import (
     SentenceTransformersTextEmbedder,
 )
 
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+from bench.make_beir_pubmedqa import DEFAULT_SOURCE, write_beir
+from bench.synthetic import Progress
 from configuration.model_paths import apply_offline_mode, resolve_embedding_model
 from configuration.settings import RETRIEVAL_MODES, Settings, load_settings
 from loupe.retrieval_eval import METRICS, BeirSet, evaluate_beir, format_table, load_beir, score_rankings
-
-# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
-if __package__:
-    from bench.make_beir_pubmedqa import DEFAULT_SOURCE, write_beir
-    from bench.synthetic import Progress
-else:
-    from make_beir_pubmedqa import DEFAULT_SOURCE, write_beir
-    from synthetic import Progress
 
 MODES = ("bm25", "dense", "hybrid")
 

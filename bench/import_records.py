@@ -42,6 +42,8 @@ from typing import Any
 from sqlalchemy import insert, make_url, text
 from sqlalchemy.orm import sessionmaker
 
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+from bench.synthetic import Progress
 from configuration.settings import Settings
 from review.access import Principal
 from review.db import make_engine, migrate, open_database
@@ -49,12 +51,6 @@ from review.importer import BATCH, Importer
 from review.models import Record
 from review.record_files import decode_text, name_parts, parse_text_record
 from review.records import record_key
-
-# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
-if __package__:
-    from bench.synthetic import Progress
-else:
-    from synthetic import Progress
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_RECORDS = SHARED / "data" / "kommineni2024" / "records" / "mixtral_8_22b"

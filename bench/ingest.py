@@ -31,17 +31,13 @@ import configuration  # noqa: F401 - first: it switches Haystack's telemetry off
 # isort: split
 from haystack import Document
 
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+from bench.synthetic import Progress, ZipfText
 from components.sentence_chunker import SentenceChunker
 from configuration.model_paths import apply_offline_mode, resolve_embedding_model
 from configuration.settings import Settings
 from loupe.stores import build_document_store
 from pipelines.indexing import build_indexing_pipeline
-
-# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
-if __package__:
-    from bench.synthetic import Progress, ZipfText
-else:
-    from synthetic import Progress, ZipfText
 
 CHUNKS_PER_DOC = 10
 

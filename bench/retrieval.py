@@ -50,18 +50,14 @@ from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMe
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import DuplicatePolicy
 
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+from bench.synthetic import Progress, ZipfText
 from components.rank_fusion import RankFusion
 from configuration.settings import Settings
 from document_stores.json_file import JSONFileDocumentStore
 from document_stores.sqlite import SQLiteDocumentStore
 from loupe.stores import build_document_store, build_retrievers, persist
 from pipelines.retrieval import scope_filter
-
-# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
-if __package__:
-    from bench.synthetic import Progress, ZipfText
-else:
-    from synthetic import Progress, ZipfText
 
 MODES = ("bm25", "dense", "hybrid", "scoped")
 STORES = ("embedded", "baseline")

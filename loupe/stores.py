@@ -1,7 +1,7 @@
 """Build the configured document store and its two retrievers: one code path for both backends.
 
 The embedded backend is document_stores.sqlite.document_store.SQLiteDocumentStore (one SQLite file); the retriever factories also
-serve the older JSON-file EmbeddedDocumentStore (an InMemoryDocumentStore), which bench/retrieval.py still measures.
+serve the older JSON-file JSONFileDocumentStore (an InMemoryDocumentStore), which bench/retrieval.py still measures.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def build_retrievers(settings: Settings, store: Any | None = None) -> StoreBundl
 
 def persist(store: Any) -> None:
     """Make written documents durable: the embedded store already committed them (SQLite) or saves its file
-    (the JSON EmbeddedDocumentStore); Elasticsearch already has them."""
+    (the JSON JSONFileDocumentStore); Elasticsearch already has them."""
     if isinstance(store, (SQLiteDocumentStore, JSONFileDocumentStore)):
         store.persist()
 

@@ -1,0 +1,166 @@
+"""Train the verdict suggester (loupe.suggestion) on the human verdicts of Kommineni et al. (2024) and measure it
+with whole papers held out.
+
+    python bench/train_suggester.py [--out loupe/models/suggester.json] [--folds 5] [--c 1.0] [--compare]
+                                    [--cache data/cache/suggester-support] [--no-write] [--json]
+
+Data: ../shared/data/kommineni2024 (bench/suggester_data.py): 2098 decided answers of five models to 28 questions
+about 15 papers, each with the passages of the mixtral_8_22b prompt record of its paper and question. Support maps
+come from `loupe.support.analyze_support` with the configured MiniLM model; they are cached under --cache (the
+first run computes them: about half an hour on 2 busy cores; a progress line goes to stderr).
+
+Evaluation: GroupKFold by paper (--folds, default 5: three papers held out per fold). In every outer fold the whole
+model (scaler, logistic regression and its sigmoid calibration, itself calibrated on grouped inner folds) is
+refitted on the other papers and scores the held-out ones. The out-of-fold probabilities give Cohen's kappa,
+accuracy, AUC, Brier score and expected calibration error per generating model and pooled. `--compare` adds the
+same figures for the issue's handful of support-map numbers alone and for scikit-learn's gradient boosting on the
+full feature set (for reference; the shipped model is the logistic regression, a JSON file without pickle).
+
+The final model is fitted on all examples and written to --out with the training table's sha256, the per-model
+counts and the cross-validated figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
+from bench.suggester_data import DEFAULT_CACHE, KOMMINENI, REPO, Example, attach_support, load_examples
+from configuration.settings import load_settings
+from loupe.suggester_training import (
+    DEFAULT_C,
+    DEFAULT_FOLDS,
+    figures,
+    fit,
+    group_folds,
+    grouped_cross_validation,
+    model_name,
+    table_hash,
+)
+from loupe.suggestion import FEATURES, SHIPPED_MODEL, feature_vector, features
+
+# The issue's "handful of the support map's own numbers", as a baseline.
+BASELINE = ("log_sentences", "log_supported", "abstention_share", "opens_with_abstention", "best_score",
+            "mean_score", "log_words")
+
+
+def training_rows(examples: list[Example]) -> list[dict[str, Any]]:
+    """The training table, one row per example: its id, group, generating model, verdict and features."""
+    rows = []
+    for example in examples:
+        values = features(example.support, example.passages, example.answer, example.question)
+        rows.append({"id": example.id, "paper": example.paper, "model": example.model, "verdict": example.verdict,
+                     **{name: round(values[name], 6) for name in FEATURES}})
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]], p_accept: np.ndarray) -> dict[str, Any]:
+    y = np.array([row["verdict"] == "accept" for row in rows], dtype=int)
+    models = np.array([row["model"] for row in rows])
+    result = {"pooled": figures(y, p_accept)}
+    for model in sorted(set(models.tolist())):
+        result[model] = figures(y[models == model], p_accept[models == model])
+    return result
+
+
+def gradient_boosting_cv(matrix: np.ndarray, y: np.ndarray, groups: list[str], folds: int) -> np.ndarray:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    probabilities = np.full(len(y), np.nan)
+    for train, test in group_folds(groups, folds):
+        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
+                                               min_samples_leaf=20, random_state=0)
+        model.fit(matrix[train], y[train])
+        probabilities[test] = model.predict_proba(matrix[test])[:, 1]
+    return probabilities
+
+
+def table(name: str, result: dict[str, Any]) -> str:
+    lines = [f"{name}", f"  {'answers of':<22} {'n':>5} {'accept':>6} {'kappa':>6} {'acc':>6} {'AUC':>6} "
+             f"{'Brier':>6} {'ECE':>6}"]
+    for key, value in result.items():
+        lines.append(f"  {key:<22} {value['n']:>5} {value['accepted']:>6} {value['cohen_kappa']:>6} "
+                     f"{value['accuracy']:>6} {value['auc']:>6} {value['brier']:>6} {value['ece']:>6}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=KOMMINENI)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--out", type=Path, default=SHIPPED_MODEL)
+    parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS)
+    parser.add_argument("--c", type=float, default=DEFAULT_C, help="inverse L2 regularisation strength")
+    parser.add_argument("--compare", action="store_true", help="also the baseline features and gradient boosting")
+    parser.add_argument("--no-write", action="store_true", help="measure only; leave the model file as it is")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    args = parser.parse_args(argv)
+
+    if not args.data.exists():
+        print(f"error: {args.data} is absent (../shared exists only on the project's build machines)",
+              file=sys.stderr)
+        return 2
+    settings = load_settings()
+    examples = load_examples(args.data)
+    attach_support(examples, settings, cache=args.cache)
+    rows = training_rows(examples)
+    matrix = np.array([feature_vector(row) for row in rows])
+    y = np.array([row["verdict"] == "accept" for row in rows], dtype=int)
+    groups = [row["paper"] for row in rows]
+
+    print(f"{len(rows)} answers, {int(y.sum())} accepted, {len(set(groups))} papers; "
+          f"GroupKFold({args.folds}) by paper", file=sys.stderr)
+    p_accept, _ = grouped_cross_validation(matrix, y, groups, c=args.c, folds=args.folds)
+    results: dict[str, Any] = {"suggester": summarise(rows, p_accept)}
+    if args.compare:
+        columns = [FEATURES.index(name) for name in BASELINE]
+        baseline, _ = grouped_cross_validation(matrix[:, columns], y, groups, c=args.c, folds=args.folds,
+                                               feature_names=BASELINE)
+        results["baseline_features"] = summarise(rows, baseline)
+        results["gradient_boosting"] = summarise(rows, gradient_boosting_cv(matrix, y, groups, args.folds))
+
+    digest = table_hash(rows)
+    model = fit(matrix, y, groups, c=args.c, folds=args.folds)
+    model = {
+        "name": model_name("kommineni2024", digest),
+        **model,
+        "training": {
+            "data": "Kommineni et al. (2024) human_decisions, all five models; passages of the mixtral_8_22b "
+                    "prompt records (../shared/data/kommineni2024)",
+            "sha256": digest,
+            "rows": len(rows),
+            "accepted": int(y.sum()),
+            "papers": len(set(groups)),
+            "by_model": {m: sum(1 for row in rows if row["model"] == m) for m in sorted({r["model"] for r in rows})},
+            "support_model": settings.embedding_model,
+            "trained_at": datetime.now(UTC).date().isoformat(),
+            "script": "bench/train_suggester.py",
+        },
+        "cross_validation": {"method": f"GroupKFold({args.folds}) by paper, model and calibration refitted per "
+                                       "fold, threshold 0.5", **results["suggester"]},
+    }
+    if not args.no_write:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(model, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out} "
+              f"({model['name']})", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"model": model["name"], "sha256": digest, **results}))
+    else:
+        for name, result in results.items():
+            print(table(name, result))
+        weights = sorted(zip(model["features"], model["coefficients"]), key=lambda item: -abs(item[1]))
+        print("coefficients (scaled features, + = towards accept): "
+              + ", ".join(f"{name} {value:+.2f}" for name, value in weights))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
