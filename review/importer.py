@@ -267,6 +267,8 @@ class Importer:
         self.actor = actor
         if not run.strip():
             raise ValueError("the run name is empty")
+        if len(run.strip()) > 200:
+            raise ValueError("the run name is longer than 200 characters")
         self.sessions, self.run, self.annotator, self.model = sessions, run.strip(), annotator, model
         self.label_map = label_map or DEFAULT_LABEL_MAP
         self.limits = limits or ImportLimits.from_settings(load_settings())

@@ -31,6 +31,7 @@ STRAY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 REPLACEMENT = "\ufffd"
 # A binary file, refused: stray control characters more than 1 % of the text, and more than eight or a tenth of it.
 BINARY_SHARE = 0.01
+MAX_EXTERNAL_ID = 300  # the columns' lengths (review/models.py): longer ids are refused, not truncated
 
 
 class RecordParseError(ValueError):
@@ -214,6 +215,10 @@ def parse_jsonl_record(obj: Any, line: int) -> ParsedRecord:
         raise RecordParseError("'meta' must be an object", line)
     doc_id = obj.get("doc_id")
     question_id = obj.get("question_id")
+    for name, value, longest in (("id", str(obj["id"]).strip(), MAX_EXTERNAL_ID), ("doc_id", _scalar_text(doc_id), 300),
+                                 ("question_id", _scalar_text(question_id), 200)):
+        if value is not None and len(value) > longest:
+            raise RecordParseError(f"'{name}' is longer than {longest} characters", line)
     return ParsedRecord(
         external_id=str(obj["id"]).strip(), question=obj["question"].strip(), answer=obj["answer"].strip(),
         passages=passages, context_recorded=bool(passages), doc_id=_scalar_text(doc_id),
