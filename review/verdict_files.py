@@ -59,7 +59,10 @@ def parse_label_map(spec: str | None) -> dict[str, tuple[str, str | None]]:
 
 
 def is_verdict_csv(text: str) -> bool:
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    try:
+        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    except csv.Error:  # e.g. a bare carriage return in the first line: not a CSV of verdicts
+        return False
     return {"Unique_ID", "decision"} <= {name.strip() for name in header}
 
 
