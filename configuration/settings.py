@@ -13,17 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PROMPT_TEMPLATE = """You answer questions about scientific documents using only the numbered passages below.
-Cite the passages you use by their number, like [1] or [2][3].
-If the passages do not contain the answer, say "The provided context does not contain this information." and stop.
+# Short, for a 135M model: the passages first, then the question, and one sentence to say when they lack the
+# answer (the phrase loupe.support counts as an abstention). Measured against longer wordings in bench/generation.py.
+DEFAULT_PROMPT_TEMPLATE = """Answer the question using only these passages. Cite them by number, like [1].
+If they do not contain the answer, say "The provided context does not contain this information."
 
-Passages:
 {% for passage in documents %}
 [{{ loop.index }}] {{ passage.meta.get("title", "") }}{% if passage.meta.get("page") %} (page {{ passage.meta["page"] }}){% endif %}
 {{ passage.content }}
 {% endfor %}
 Question: {{ question }}
 Answer:"""
+
+# Decoding of local transformers models (and the defaults written into prepared GGUF folders, which
+# `transformers serve` uses): greedy, which alone makes small models repeat themselves, with these settings against
+# repetition, chosen by measuring answers with the support map (bench/generation.py, figures in bench/README.md).
+# The answer ends at the model's end-of-turn token.
+DECODING = {"do_sample": False, "repetition_penalty": 1.1, "no_repeat_ngram_size": 4}
 
 BACKENDS = ("embedded", "elasticsearch")
 GENERATOR_KINDS = ("transformers", "openai", "extractive")
@@ -48,10 +54,17 @@ class Settings:
     # LOUPE_GENERATOR_API_KEY (or OPENAI_API_KEY) are read from the environment when used.
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     generator_kind: str = "transformers"
-    generator_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
+    # The bundled model (configuration.model_paths.BUNDLED_GENERATOR): any hub id, local folder or .gguf file works.
+    generator_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     generator_base_url: str = ""
     generator_max_new_tokens: int = 256
+    # How long an OpenAI-compatible server may take to answer (each read of a streamed answer) before Loupe falls
+    # back to the extractive answerer for that answer.
+    generator_timeout_s: float = 60.0
     allow_downloads: bool = False
+    # Where GGUF models (the bundled one included) are converted once into model folders; empty: the user's cache
+    # folder, $XDG_CACHE_HOME/loupe/models or ~/.cache/loupe/models, shared by every data directory.
+    model_cache_dir: str = ""
     top_k_bm25: int = 20
     top_k_dense: int = 20
     top_k: int = 5
@@ -86,6 +99,8 @@ class Settings:
                 f"chunk_overlap_words must be at least 0 and smaller than chunk_words ({self.chunk_words}), "
                 f"got {self.chunk_overlap_words}"
             )
+        if not self.generator_timeout_s > 0:
+            raise SettingsError(f"generator_timeout_s must be more than 0, got {self.generator_timeout_s}")
         if self.generator_kind == "openai" and not self.generator_base_url:
             raise SettingsError("generator_kind 'openai' needs LOUPE_GENERATOR_BASE_URL (e.g. http://localhost:8000/v1)")
         return self

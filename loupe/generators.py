@@ -11,7 +11,8 @@ from haystack.utils import Secret
 
 from components.extractive_answerer import ExtractiveAnswerer
 from configuration.model_paths import resolve_embedding_model
-from configuration.settings import Settings
+from configuration.settings import DECODING, Settings
+from loupe.bundled_model import Progress, local_generator_model
 from pipelines.answer import build_answer_pipeline
 
 API_KEY_VARIABLES = ["LOUPE_GENERATOR_API_KEY", "OPENAI_API_KEY"]
@@ -25,10 +26,13 @@ class GeneratorChoice:
     kind: str
     model: str
     fallback_reason: str | None = None
+    path: str | None = None  # the local folder a transformers model was loaded from
+    generation: dict[str, Any] | None = None  # the decoding settings sent with every answer
 
     def describe(self) -> dict[str, Any]:
         """The `generator` field of answers and records."""
-        return {"kind": self.kind, "model": self.model, "fallback_reason": self.fallback_reason}
+        return {"kind": self.kind, "model": self.model, "path": self.path, "fallback_reason": self.fallback_reason,
+                "generation": dict(self.generation) if self.generation is not None else None}
 
 
 def extractive_answerer(settings: Settings) -> ExtractiveAnswerer:
@@ -38,22 +42,28 @@ def extractive_answerer(settings: Settings) -> ExtractiveAnswerer:
     )
 
 
-def choose_generator(settings: Settings) -> GeneratorChoice:
+def choose_generator(settings: Settings, progress: Progress | None = None) -> GeneratorChoice:
     """Build and warm up the configured generator; on failure, the extractive answerer with the reason.
 
-    Transformers models are loaded here, so a missing model is found before the first question; an
-    OpenAI-compatible server is only contacted when asked (see loupe.qa for failures then).
+    Transformers models are loaded here, so a missing model is found before the first question (the bundled
+    model, or a GGUF file, is first prepared as a model folder, once: loupe.bundled_model; `progress` hears of
+    it); an OpenAI-compatible server is only contacted when asked (see loupe.qa for failures then).
     """
     if settings.generator_kind == "extractive":
         return GeneratorChoice(extractive_answerer(settings), "extractive", "extractive")
     if settings.generator_kind == "openai":
-        return GeneratorChoice(openai_generator(settings), "openai", settings.generator_model)
+        generator = openai_generator(settings)
+        return GeneratorChoice(generator, "openai", settings.generator_model,
+                               generation=dict(generator.generation_kwargs))
     try:
-        generator = transformers_generator(settings)
+        model, folder = local_generator_model(settings, progress)
+        generator = transformers_generator(settings, model)
         generator.warm_up()
     except Exception as error:  # any load failure (no weights, no network, bad path) means: fall back
         return fallback_choice(settings, _load_failure_reason(settings, error))
-    return GeneratorChoice(generator, "transformers", settings.generator_model)
+    return GeneratorChoice(generator, "transformers", settings.generator_model,
+                           path=str(folder) if folder is not None else None,
+                           generation=dict(generator.generation_kwargs))
 
 
 def answer_with_fallback(
@@ -70,7 +80,7 @@ def answer_with_fallback(
     except Exception as error:
         if choice.kind == "extractive":
             raise
-        fallback = fallback_choice(settings, f"{choice.kind} generator failed: {type(error).__name__}: {error}")
+        fallback = fallback_choice(settings, f"{choice.kind} generator failed: {_failure(settings, choice, error)}")
         if on_fallback is not None:
             on_fallback(fallback.fallback_reason)
         return fallback, run(fallback, build_answer_pipeline(settings.prompt_template, fallback.component))
@@ -81,14 +91,20 @@ def fallback_choice(settings: Settings, reason: str) -> GeneratorChoice:
     return GeneratorChoice(extractive_answerer(settings), "extractive", "extractive", fallback_reason=reason)
 
 
-def transformers_generator(settings: Settings) -> Any:
-    """A local chat model by hub id or local path; `task` is given so that nothing asks the hub for it."""
+def generation_kwargs(settings: Settings) -> dict[str, Any]:
+    """The decoding of a local model: the measured settings (configuration.settings.DECODING), this length."""
+    return {"max_new_tokens": settings.generator_max_new_tokens, **DECODING}
+
+
+def transformers_generator(settings: Settings, model: str | None = None) -> Any:
+    """A local chat model by hub id or local path (`model`, default the configured one, as it is); `task` is
+    given so that nothing asks the hub for it. The answer ends at the model's end-of-turn token."""
     from haystack_integrations.components.generators.transformers import TransformersChatGenerator
 
     return TransformersChatGenerator(
-        model=settings.generator_model,
+        model=model or settings.generator_model,
         task="text-generation",
-        generation_kwargs={"max_new_tokens": settings.generator_max_new_tokens, "do_sample": False},
+        generation_kwargs=generation_kwargs(settings),
     )
 
 
@@ -103,9 +119,29 @@ def openai_generator(settings: Settings) -> Any:
         model=settings.generator_model,
         api_base_url=settings.generator_base_url,
         generation_kwargs={"max_tokens": settings.generator_max_new_tokens, "temperature": 0},
-        timeout=60,
-        max_retries=1,
+        timeout=settings.generator_timeout_s,
+        max_retries=0,  # a retry would double the wait before the fallback; the next question tries again
     )
+
+
+def _failure(settings: Settings, choice: GeneratorChoice, error: Exception) -> str:
+    """What went wrong when answering, in words, for the fallback notice and the record."""
+    import openai
+
+    cause: BaseException = error
+    while not isinstance(cause, openai.OpenAIError) and cause.__cause__ is not None:  # through PipelineRuntimeError
+        cause = cause.__cause__
+    if not isinstance(cause, openai.OpenAIError):
+        return f"{type(error).__name__}: {error}"
+    error = cause
+    where = settings.generator_base_url or "the server"
+    if isinstance(error, openai.APITimeoutError):
+        return f"no answer from {where} within {settings.generator_timeout_s:g} s (APITimeoutError)"
+    if isinstance(error, openai.APIConnectionError):
+        return f"cannot connect to {where}: is the server running? (APIConnectionError: {error})"
+    if isinstance(error, openai.APIStatusError):
+        return f"{where} answered HTTP {error.status_code}: {_first_line(error)}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _load_failure_reason(settings: Settings, error: Exception) -> str:
