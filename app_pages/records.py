@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from review.access import visible_annotations
-from review.export import FORMATS, export_bytes
+from review.export import FORMATS, export_producer
 from review.records import open_record, recent_records
 from ui.app_state import app_asker, app_sessions, current_principal, evidence_search
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
-from ui.text_safety import escape_markdown
+from ui.text_safety import md
 
 sessions, asker, principal = app_sessions(), app_asker(), current_principal()
 
@@ -18,13 +18,12 @@ with sessions() as session:
     records = recent_records(session, actor=principal)
 
 if principal.has("admin"):  # the export holds everyone's verdicts
-    with st.expander("Export"):
+    with st.expander("Export"):  # built only when the button is clicked, never on a rerun
         fmt = st.radio("Format", FORMATS, horizontal=True, key="records_export_format")
-        with sessions() as session:
-            data, count = export_bytes(session, fmt, actor=principal)
-        st.download_button(f"Download {count} records ({fmt})", data=data, file_name=f"loupe-records.{fmt}",
+        st.download_button(md("Download all records ({})", fmt), data=export_producer(sessions, fmt, actor=principal),
+                           file_name=f"loupe-records.{fmt}", on_click="ignore", key="records_download",
                            mime={"jsonl": "application/jsonl", "csv": "text/csv"}.get(fmt, "application/octet-stream"),
-                           key="records_download")
+                           help="The export is generated when you click: with many records that takes a while.")
 
 if not records:
     st.info("No records yet: ask a question on the Ask page.")
@@ -47,16 +46,17 @@ if len(visible) < len(record.annotations):
     st.caption("Blind review: other people's verdicts on this record show once you have saved yours.")
 for annotation in visible:
     with st.container(border=True):
-        st.markdown(f"**{escape_markdown(annotation.annotator)}** · {annotation.verdict} · version "
-                    f"{annotation.version} · {annotation.updated_at:%Y-%m-%d %H:%M}")
+        st.markdown(md("**{}** · {} · version {} · {}", annotation.annotator, annotation.verdict, annotation.version,
+                       f"{annotation.updated_at:%Y-%m-%d %H:%M}"))
         if annotation.corrected_answer:
             st.html(correction_diff_html(record.answer, annotation.corrected_answer))
         if annotation.reason:
-            st.caption(f"Reason: {annotation.reason}")
+            st.caption(md("Reason: {}", annotation.reason))
         if annotation.comment:
             st.text(annotation.comment)
         for version in history[annotation.annotator]:
-            st.caption(f"earlier: version {version.version} · {version.verdict} · {version.recorded_at:%Y-%m-%d %H:%M}")
+            st.caption(md("earlier: version {} · {} · {}", version.version, version.verdict,
+                          f"{version.recorded_at:%Y-%m-%d %H:%M}"))
 
 show_record(record)
 verdict_controls(record, sessions, principal, key="records_panel", on_saved=lambda verdict: st.rerun(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,21 @@ def export_bytes(session: Session, fmt: str, run: str | None = None, *, actor: P
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue(), len(rows)
+
+
+def export_producer(sessions: Callable[[], Session], fmt: str, run: str | None = None, *,
+                    actor: Principal) -> Callable[[], bytes]:
+    """A function that builds the export when called, in a session of its own: for a download that generates
+    on click (the Records page) instead of on every rerun. The role is checked now and again when it runs."""
+    require_role(actor, "admin", "export records")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+    def produce() -> bytes:
+        with sessions() as session:
+            return export_bytes(session, fmt, run, actor=actor)[0]
+
+    return produce
 
 
 FLAT_COLUMNS = ["record_id", "run", "doc_id", "question_id", "question", "answer", "generator_kind", "generator_model",

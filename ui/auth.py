@@ -7,14 +7,40 @@ the user's next click.
 
 from __future__ import annotations
 
+import ipaddress
+
 import streamlit as st
 
 from review.access import Principal, local_user_name
 from review.errors import AuthenticationError
 from review.users import authenticate, load_principal, principal_for_email, user_count
-from ui.text_safety import escape_markdown
+from ui.text_safety import md
 
 _USER_KEY = "auth_user"
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether Streamlit's `server.address` serves this machine only. Unset (""), 0.0.0.0, :: or a host name
+    means other machines can connect."""
+    address = (address or "").strip()
+    if address.startswith("unix://") or address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_refusal(address: str | None, logins: bool) -> str | None:
+    """Why the app must not serve, or None: without logins every visitor is an admin, so single-user mode serves
+    the loopback address only."""
+    if logins or is_loopback(address):
+        return None
+    where = f"the address {address}" if (address or "").strip() else "every network interface"
+    return (f"Loupe refuses to serve {where} without logins (LOUPE_AUTH=off, single-user mode): every visitor "
+            "would act as an admin. Either serve this machine only — `make run`, or `streamlit run app.py "
+            "--server.address 127.0.0.1` (the default in .streamlit/config.toml) — or turn logins on: set "
+            "LOUPE_AUTH=password and create accounts with `python cli.py users add NAME --role admin`.")
 
 
 def single_user_principal() -> Principal:
@@ -37,7 +63,7 @@ def logged_in_principal(sessions) -> Principal | None:
         st.session_state["auth_notice"] = f"The account {name!r} was disabled or removed; you are logged out."
         return None
     with st.sidebar:
-        st.caption(f"Logged in as **{escape_markdown(principal.name)}** ({principal.role})")
+        st.caption(md("Logged in as **{}** ({})", principal.name, principal.role))
         if st.button("Log out", key="auth_logout"):
             st.session_state.clear()
             if _single_sign_on_configured() and st.user.is_logged_in:
@@ -51,7 +77,7 @@ def login_page(sessions) -> None:
     st.title("Log in to Loupe")
     notice = st.session_state.pop("auth_notice", None)
     if notice:
-        st.warning(escape_markdown(notice))
+        st.warning(md("{}", notice))
     with sessions() as session:
         if user_count(session) == 0:
             st.warning("There are no user accounts yet. An admin creates the first one on the server with "
@@ -68,7 +94,7 @@ def login_page(sessions) -> None:
         with sessions() as session:
             principal = authenticate(session, name=name, password=password, client=_client_address())
     except AuthenticationError as error:
-        st.error(escape_markdown(str(error)))
+        st.error(md("{}", error))
         return
     st.session_state[_USER_KEY] = principal.name
     st.session_state.pop("login_password", None)
@@ -93,7 +119,7 @@ def _single_sign_on(sessions) -> None:
         with sessions() as session:
             principal = principal_for_email(session, st.user.get("email") or "")
     except AuthenticationError as error:
-        st.error(escape_markdown(str(error)))
+        st.error(md("{}", error))
         st.button("Log out of single sign-on", key="auth_sso_logout", on_click=st.logout)
         return
     st.session_state[_USER_KEY] = principal.name
