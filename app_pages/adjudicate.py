@@ -13,7 +13,7 @@ from review.models import REJECT_REASONS, VERDICTS
 from review.queue import queue_facets
 from ui.app_state import app_sessions, current_principal
 from ui.review_panel import correction_diff_html, show_record
-from ui.text_safety import escape_html, escape_markdown
+from ui.text_safety import md, md_joined, visible_html
 
 sessions, principal = app_sessions(), current_principal()
 
@@ -21,7 +21,7 @@ st.title("Adjudicate")
 try:
     require_role(principal, "reviewer", "adjudicate")
 except PermissionDeniedError as error:
-    st.error(escape_markdown(str(error)))
+    st.error(md("{}", error))
     st.stop()
 
 with sessions() as session:
@@ -34,9 +34,9 @@ with sessions() as session:
 
 saved, failed = st.session_state.pop("adjudicate_saved", None), st.session_state.pop("adjudicate_error", None)
 if saved:
-    st.success(escape_markdown(saved))
+    st.success(md("{}", saved))
 if failed:
-    st.error(escape_markdown(failed[1]))
+    st.error(md("{}", failed[1]))
     if failed[0] not in ids:
         st.caption("That record has left this list: the Status filter \"adjudicated\" lists the settled records.")
 if not ids:
@@ -56,7 +56,7 @@ def go_to(new_position: int) -> None:
 
 
 nav = st.columns([2, 1, 1])
-nav[0].markdown(f"**{position + 1} of {len(ids)}** · {status}")
+nav[0].markdown(md("**{} of {}** · {}", position + 1, len(ids), status))
 if nav[1].button("Previous", key="adjudicate_previous", shortcut="Alt+Left", width="stretch"):
     go_to(position - 1)
 if nav[2].button("Next", key="adjudicate_next", shortcut="Alt+Right", width="stretch"):
@@ -67,19 +67,18 @@ with sessions() as session:
 record, adjudication = case.record, case.adjudication
 st.session_state["adjudicate_record"] = record.id
 
-st.caption(" · ".join(escape_markdown(part) for part in (
-    f"run {record.run}" if record.run else "", f"document {record.doc_id}" if record.doc_id else "",
-    record.question_id or "", f"record {record.external_id or record.id}") if part))
-st.markdown(f"#### {escape_markdown(record.question) or '*(no question text)*'}")
+st.caption(md_joined(f"run {record.run}" if record.run else "", f"document {record.doc_id}" if record.doc_id else "",
+                     record.question_id or "", f"record {record.external_id or record.id}"))
+st.markdown(md("#### {}", record.question) if record.question else "#### *(no question text)*")
 show_record(record)
 
 st.subheader("Verdicts")
 columns = st.columns(min(len(case.annotations), 4) or 1)
 for index, annotation in enumerate(case.annotations):
     with columns[index % len(columns)], st.container(border=True):
-        st.markdown(f"**{escape_markdown(annotation.annotator)}** · {annotation.verdict}")
+        st.markdown(md("**{}** · {}", annotation.annotator, annotation.verdict))
         if annotation.reason:
-            st.caption(f"Reason: {escape_markdown(REJECT_REASONS.get(annotation.reason, annotation.reason))}")
+            st.caption(md("Reason: {}", REJECT_REASONS.get(annotation.reason, annotation.reason)))
         if annotation.comment:
             st.text(annotation.comment)
         if annotation.corrected_answer:
@@ -90,16 +89,17 @@ corrections = [a for a in case.annotations if a.corrected_answer]
 if len(corrections) > 1:
     st.subheader("Between the corrections")
     for first, second in combinations(corrections, 2):
-        st.html(f"<b>{escape_html(first.annotator)} → {escape_html(second.annotator)}</b>")
+        st.html(f"<b>{visible_html(first.annotator)} → {visible_html(second.annotator)}</b>")
         st.html(correction_diff_html(first.corrected_answer, second.corrected_answer))
 
 st.subheader("Final verdict")
 if adjudication:
-    st.info(f"Adjudicated by {escape_markdown(adjudication.adjudicator)}: {adjudication.verdict} (version "
-            f"{adjudication.version}, {adjudication.updated_at:%Y-%m-%d %H:%M}). Saving again keeps it in the history.")
+    st.info(md("Adjudicated by {}: {} (version {}, {}). Saving again keeps it in the history.",
+               adjudication.adjudicator, adjudication.verdict, adjudication.version,
+               f"{adjudication.updated_at:%Y-%m-%d %H:%M}"))
     for version in adjudication.history:
-        st.caption(f"earlier: version {version.version} · {version.verdict} by {escape_markdown(version.adjudicator)} "
-                   f"· {version.recorded_at:%Y-%m-%d %H:%M}")
+        st.caption(md("earlier: version {} · {} by {} · {}", version.version, version.verdict, version.adjudicator,
+                      f"{version.recorded_at:%Y-%m-%d %H:%M}"))
 
 
 def save(record_id: str, label: str, expected_version: int | None, run: str | None, following: list[str]) -> None:

@@ -15,7 +15,7 @@ from review.models import Record
 from review.records import get_record
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
-from ui.text_safety import escape_markdown
+from ui.text_safety import md
 
 asker, sessions, settings, principal = app_asker(), app_sessions(), app_settings(), current_principal()
 
@@ -57,11 +57,11 @@ def ask_and_store(question: str, scope: list[str], mode: str, top_k: int) -> Rec
     placeholder, text = st.empty(), ""
     while (item := chunks.get()) is not None:
         if isinstance(item, tuple):
-            st.warning(f"The generator failed, so the extractive answerer answered instead: {escape_markdown(item[1])}")
+            st.warning(md("The generator failed, so the extractive answerer answered instead: {}", item[1]))
             text = ""
             continue
         text += item
-        placeholder.markdown(escape_markdown(text) + " ▌")
+        placeholder.markdown(md("{} ▌", text))
     worker.join()
     placeholder.empty()
     if "error" in outcome:
@@ -77,13 +77,13 @@ if asked:
             with st.spinner("Retrieving passages, generating, checking which passages support the answer…"):
                 st.session_state["ask_record_id"] = ask_and_store(question, scope, mode, int(top_k)).id
         except QuestionError as error:
-            st.error(escape_markdown(str(error)))
+            st.error(md("{}", error))
         except Exception as error:
-            st.error(escape_markdown(f"The question could not be answered: {type(error).__name__}: {error}"))
+            st.error(md("The question could not be answered: {}: {}", type(error).__name__, error))
 
 saved = st.session_state.pop("ask_saved", None)
 if saved:
-    st.success(f"Saved: {saved['verdict']} on “{escape_markdown(saved['question'])}”. Ready for the next question.")
+    st.success(md("Saved: {} on “{}”. Ready for the next question.", saved["verdict"], saved["question"]))
     if saved.get("corrected"):
         with st.expander("Your correction", expanded=True):
             st.html(correction_diff_html(saved["answer"], saved["corrected"]))

@@ -9,7 +9,7 @@ from review.batch import batch_runs, run_batch
 from review.errors import ReviewError
 from review.record_files import RecordParseError, parse_question_set
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
-from ui.text_safety import escape_markdown
+from ui.text_safety import md
 
 sessions, asker, settings, principal = app_sessions(), app_asker(), app_settings(), current_principal()
 st.title("Batch")
@@ -36,7 +36,7 @@ if start:
         if not run.strip():
             raise ReviewError("give the run a name: running the same name again resumes it")
     except (RecordParseError, ReviewError) as error:
-        st.error(escape_markdown(str(error)))
+        st.error(md("{}", error))
         st.stop()
     doc_ids = chosen or documents
     st.button("Cancel", key="batch_cancel", help="Stops after the current question; start again to resume")
@@ -44,22 +44,22 @@ if start:
 
     def show(done: int, total: int, item: str, left_s: float | None) -> None:
         eta = f" · about {left_s / 60:.1f} min left" if left_s is not None else ""
-        bar.progress(done / total, text=escape_markdown(f"{done} of {total} · {item}{eta}"))
+        bar.progress(done / total, text=md("{} of {} · {}{}", done, total, item, eta))
 
     try:  # a click on Cancel reruns the page, which ends this loop between two questions
         report = run_batch(sessions, asker, settings, actor=principal, run=run.strip(), questions=questions, doc_ids=doc_ids,
                        mode=mode, top_k=int(top_k), progress=show)
     except ReviewError as error:
-        st.error(escape_markdown(str(error)))
+        st.error(md("{}", error))
         st.stop()
-    (st.success if not report.failures else st.warning)(escape_markdown(report.summary()))
+    (st.success if not report.failures else st.warning)(md("{}", report.summary()))
     for failure in report.failures:
-        st.caption(escape_markdown(f"failed: {failure}"))
+        st.caption(md("failed: {}", failure))
 
 runs = batch_runs(sessions)
 if runs:
     st.subheader("Batch runs")
     for item in runs:
-        st.progress(item.answered / max(item.total, 1), text=escape_markdown(
-            f"{item.name}: {item.answered} of {item.total} answered · {item.settings.get('mode')} top-{item.settings.get('top_k')} · "
-            f"{item.settings.get('generator_kind')} {item.settings.get('generator_model')}"))
+        st.progress(item.answered / max(item.total, 1), text=md(
+            "{}: {} of {} answered · {} top-{} · {} {}", item.name, item.answered, item.total, item.settings.get("mode"),
+            item.settings.get("top_k"), item.settings.get("generator_kind"), item.settings.get("generator_model")))

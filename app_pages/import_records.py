@@ -12,7 +12,7 @@ from review.importer import Importer, default_run_name
 from review.record_files import RecordParseError, decode_text, parse_question_set
 from review.verdict_files import parse_label_map
 from ui.app_state import app_sessions, current_principal
-from ui.text_safety import escape_markdown
+from ui.text_safety import md
 
 sessions, principal = app_sessions(), current_principal()
 st.title("Import")
@@ -45,7 +45,7 @@ if submitted:
         questions = parse_question_set(decode_text(questions_file.getvalue())) if questions_file else None
         mapping = parse_label_map(label_map)
     except (RecordParseError, ValueError) as error:
-        st.error(f"Cannot import: {error}")
+        st.error(md("Cannot import: {}", error))
         st.stop()
     with tempfile.TemporaryDirectory(prefix="loupe-import-") as folder:
         paths = []
@@ -58,10 +58,10 @@ if submitted:
         importer = Importer(sessions, actor=principal, run=run_name, annotator=annotator.strip() or None, questions=questions,
                             label_map=mapping, model=model.strip() or None)
         report = importer.import_paths(
-            [folder], progress=lambda done, total, what: bar.progress(done / max(total, 1), text=f"{what}: {done} of {total}"))
+            [folder], progress=lambda done, total, what: bar.progress(done / max(total, 1), text=md("{}: {} of {}", what, done, total)))
         bar.empty()
     (st.success if report.exit_code == 0 else st.warning if report.exit_code == 1 else st.error)(
-        escape_markdown(report.summary()))
+        md("{}", report.summary()))
     problems = [{"file": p.source.replace(folder, "").lstrip("/"), "line": p.line, "problem": p.reason, "outcome": outcome}
                 for outcome, items in (("failed", report.failures), ("skipped", report.skipped)) for p in items]
     if problems:

@@ -14,7 +14,7 @@ from review.models import VERDICTS
 from review.queue import queue_facets
 from review.users import list_users
 from ui.app_state import app_sessions, current_principal
-from ui.text_safety import escape_markdown
+from ui.text_safety import md
 
 sessions, principal = app_sessions(), current_principal()
 st.title("Progress")
@@ -31,7 +31,7 @@ with sessions() as session:
 
 notice = st.session_state.pop("progress_notice", None)
 if notice:
-    st.success(escape_markdown(notice))
+    st.success(md("{}", notice))
 
 table = pd.DataFrame(
     [{"annotator": name, "done": figures["done"], "assigned": figures["assigned"],
@@ -75,10 +75,10 @@ if agreement is not None:
     metrics = st.columns(2)
     metrics[0].metric("Fleiss' kappa", "–" if fleiss["value"] is None else f"{fleiss['value']:.3f}",
                       help="Over the records judged by every annotator (three or more of them)")
-    metrics[0].caption(f"n = {fleiss['n']} records, {fleiss['raters']} annotators")
+    metrics[0].caption(md("n = {} records, {} annotators", fleiss["n"], fleiss["raters"]))
     metrics[1].metric("Krippendorff's alpha", "–" if alpha["value"] is None else f"{alpha['value']:.3f}",
                       help="Nominal, over the records judged by at least two annotators")
-    metrics[1].caption(f"n = {alpha['n']} records")
+    metrics[1].caption(md("n = {} records", alpha["n"]))
 
 if principal.has("admin"):
     st.subheader("Assign records")
@@ -95,7 +95,7 @@ if principal.has("admin"):
             with sessions() as session:
                 summary = assign_run(session, actor=principal, run=run, annotators=chosen, overlap=int(overlap))
         except ReviewError as error:
-            st.error(escape_markdown(str(error)))
+            st.error(md("{}", error))
         else:
             loads = ", ".join(f"{name} {load}" for name, load in summary.loads.items())
             st.session_state["progress_notice"] = f"{summary.summary()}. Records per annotator: {loads}."

@@ -13,7 +13,7 @@ from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unr
 from review.records import open_record
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from ui.review_panel import show_record, verdict_controls
-from ui.text_safety import escape_markdown
+from ui.text_safety import md, md_joined
 
 sessions, asker, settings, principal = app_sessions(), app_asker(), app_settings(), current_principal()
 annotator = principal.name
@@ -36,9 +36,9 @@ with st.expander("Filters and order", expanded=not st.session_state.get("queue_r
                               help="Whose verdicts decide what counts as reviewed", disabled=not principal.sees_everyone)
 
 if facets.unanalysed:
-    st.caption(f"{facets.unanalysed} records are not analysed for support yet: each is analysed when first shown, "
-               "or all at once with `python cli.py analyze`. Support filters and the riskiest-first order only see "
-               "analysed records.")
+    st.caption(md("{} records are not analysed for support yet: each is analysed when first shown, or all at once "
+                  "with `python cli.py analyze`. Support filters and the riskiest-first order only see analysed "
+                  "records.", facets.unanalysed))
 
 flt = QueueFilter(annotator=(viewer or annotator) if principal.sees_everyone else annotator, runs=tuple(runs),
                   questions=tuple(questions), doc_ids=tuple(doc_ids),
@@ -86,7 +86,7 @@ def go_to(new_position: int) -> None:
 
 unreviewed = sum(1 for _, status in entries if status == "unreviewed")
 nav = st.columns([2, 1, 1, 1.4])
-nav[0].markdown(f"**{position + 1} of {len(entries)}** · {unreviewed} unreviewed by {escape_markdown(flt.annotator)}")
+nav[0].markdown(md("**{} of {}** · {} unreviewed by {}", position + 1, len(entries), unreviewed, flt.annotator))
 if nav[1].button("Previous", key="queue_previous", shortcut="Alt+Left", width="stretch"):
     go_to(position - 1)
 if nav[2].button("Next", key="queue_next", shortcut="Alt+Right", width="stretch"):
@@ -102,24 +102,23 @@ try:
         record, _visible = open_record(session, actor=principal, record_id=ids[position])
 except ReviewError as error:  # deleted or unassigned since the queue was read
     st.session_state.pop("queue_cache", None)
-    st.error(escape_markdown(str(error)))
+    st.error(md("{}", error))
     st.stop()
 st.session_state["queue_record"] = record.id
 status = entries[position][1]
-meta = " · ".join(escape_markdown(part) for part in (
-    f"run {record.run}" if record.run else "", f"document {record.doc_id}" if record.doc_id else "",
-    record.question_id or "", f"record {record.external_id or record.id}", status) if part)
-st.caption(meta)
-st.markdown(f"#### {escape_markdown(record.question) or '*(no question text: import the question set with --questions)*'}")
+st.caption(md_joined(f"run {record.run}" if record.run else "", f"document {record.doc_id}" if record.doc_id else "",
+                     record.question_id or "", f"record {record.external_id or record.id}", status))
+st.markdown(md("#### {}", record.question) if record.question
+            else "#### *(no question text: import the question set with --questions)*")
 
 if not record.passages and not (record.meta or {}).get("context_recorded", True):
     st.warning("No context recorded: this answer was imported without the passages it was given.")
     if can_retrieve_passages(record, document_ids(asker)):
-        if st.button(f"Retrieve passages from {record.doc_id}", key="queue_retrieve"):
+        if st.button(md("Retrieve passages from {}", record.doc_id), key="queue_retrieve"):
             retrieve_passages(sessions, asker, actor=principal, record_id=record.id)
             st.rerun()
     elif record.doc_id:
-        st.caption(f"Ingest document {escape_markdown(record.doc_id)} to retrieve passages for this answer.")
+        st.caption(md("Ingest document {} to retrieve passages for this answer.", record.doc_id))
 
 with st.spinner("Checking which passages support the answer…"):
     record = ensure_support(sessions, settings, record)
@@ -140,5 +139,5 @@ def moved_on(verdict: str) -> None:
 
 saved = st.session_state.pop("queue_saved", None)
 if saved:
-    st.success(escape_markdown(saved))
+    st.success(md("{}", saved))
 verdict_controls(record, sessions, principal, key="queue_panel", on_saved=moved_on, search=evidence_search(asker))

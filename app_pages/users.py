@@ -9,7 +9,7 @@ from review.access import ROLES
 from review.errors import ReviewError
 from review.users import add_user, list_users, set_disabled, set_role
 from ui.app_state import app_sessions, current_principal
-from ui.text_safety import escape_markdown
+from ui.text_safety import md
 
 sessions, principal = app_sessions(), current_principal()
 st.title("Users")
@@ -21,7 +21,7 @@ def attempt(action, done: str) -> None:
         with sessions() as session:
             action(session)
     except ReviewError as error:
-        st.error(escape_markdown(str(error)))
+        st.error(md("{}", error))
         return
     st.session_state["users_notice"] = done
     st.rerun()
@@ -31,12 +31,12 @@ try:
     with sessions() as session:
         users = list_users(session, actor=principal)
 except ReviewError as error:
-    st.error(escape_markdown(str(error)))
+    st.error(md("{}", error))
     st.stop()
 
 notice = st.session_state.pop("users_notice", None)
 if notice:
-    st.success(escape_markdown(notice))
+    st.success(md("{}", notice))
 
 st.dataframe(pd.DataFrame([{"name": u.name, "role": u.role, "e-mail": u.email or "", "disabled": u.disabled,
                             "created": u.created_at} for u in users], columns=["name", "role", "e-mail", "disabled",
@@ -65,7 +65,6 @@ if users:
     new_role = middle.selectbox("Role", ROLES, index=ROLES.index(user.role), key=f"users_role_{chosen}")
     if middle.button("Set role", key="users_set_role"):
         attempt(lambda s: set_role(s, actor=principal, name=chosen, role=new_role), f"{chosen} is now {new_role}.")
-    label = "Enable" if user.disabled else "Disable"
-    if right.button(label, key="users_toggle"):
+    if right.button("Enable" if user.disabled else "Disable", key="users_toggle"):
         attempt(lambda s: set_disabled(s, actor=principal, name=chosen, disabled=not user.disabled),
                 f"{chosen} is {'enabled' if user.disabled else 'disabled'}.")

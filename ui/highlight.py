@@ -1,12 +1,14 @@
 """HTML for answers and passages with their highlights. All document text and model output is escaped here:
-the only markup in the output is the markup this module writes."""
+the only markup in the output is the markup this module writes. Bidi overrides and zero-width characters show
+as ⟨U+…⟩ badges (ui.text_safety.visible_html); highlight offsets are applied to the stored text before that,
+so they keep pointing at the stored characters. Long tokens (URLs, hashes) wrap inside their box."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from ui.text_safety import escape_html
+from ui.text_safety import visible_html
 
 STOPWORDS = frozenset(
     "a an and are as at be by for from has have how in is it its of on or that the this to was were what when "
@@ -15,7 +17,9 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]{2,}")
 
 STYLE = """<style>
-.loupe-passage{white-space:pre-wrap;line-height:1.55;font-size:0.95rem}
+.loupe-passage{white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;line-height:1.55;font-size:0.95rem}
+.loupe-control{font-size:0.68rem;font-family:monospace;color:#862e9c;background:#f3d9fa;border:1px solid #da77f2;
+  border-radius:3px;padding:0 2px;margin:0 1px;unicode-bidi:isolate}
 .loupe-term{background:#fff3bf;border-radius:2px}
 .loupe-support{background:#b2f2bb;border-bottom:2px solid #2b8a3e;border-radius:2px}
 .loupe-label{font-size:0.7rem;font-weight:700;color:#2b8a3e;vertical-align:super;margin-left:1px}
@@ -38,15 +42,15 @@ def question_terms(question: str) -> set[str]:
 def _terms_html(text: str, terms: set[str]) -> str:
     """Escape text, wrapping question terms (whole words, any case) in a light highlight."""
     if not terms:
-        return escape_html(text)
+        return visible_html(text)
     pattern = re.compile(r"\b(" + "|".join(re.escape(term) for term in sorted(terms, key=len, reverse=True)) + r")\b",
                          re.IGNORECASE)
     parts, last = [], 0
     for match in pattern.finditer(text):
-        parts.append(escape_html(text[last : match.start()]))
-        parts.append(f'<mark class="loupe-term">{escape_html(match.group(0))}</mark>')
+        parts.append(visible_html(text[last : match.start()]))
+        parts.append(f'<mark class="loupe-term">{visible_html(match.group(0))}</mark>')
         last = match.end()
-    parts.append(escape_html(text[last:]))
+    parts.append(visible_html(text[last:]))
     return "".join(parts)
 
 
@@ -82,11 +86,11 @@ def answer_html(answer: str, support: dict[str, Any] | None) -> str:
     """The answer, sentence by sentence, each marked supported (with its passages), unsupported or abstaining."""
     sentences = (support or {}).get("sentences") or []
     if not sentences:
-        return f'<div class="loupe-answer loupe-passage">{escape_html(answer)}</div>'
+        return f'<div class="loupe-answer loupe-passage">{visible_html(answer)}</div>'
     parts, position = [], 0
     for sentence in sentences:
         start, end = sentence["start"], sentence["end"]
-        parts.append(escape_html(answer[position:start]))
+        parts.append(visible_html(answer[position:start]))
         number = sentence["index"] + 1
         kind = sentence.get("kind", "claim")
         if kind == "abstention":
@@ -100,8 +104,8 @@ def answer_html(answer: str, support: dict[str, Any] | None) -> str:
             css, tag = "loupe-bad", f'<span class="loupe-tag loupe-tag-bad">⚠ {what}</span>'
         parts.append(
             f'<span class="loupe-sentence {css}" data-sentence="{number}"><sup class="loupe-label">{number}</sup>'
-            f"{escape_html(answer[start:end])}</span>{tag}"
+            f"{visible_html(answer[start:end])}</span>{tag}"
         )
         position = end
-    parts.append(escape_html(answer[position:]))
+    parts.append(visible_html(answer[position:]))
     return f'<div class="loupe-answer loupe-passage">{"".join(parts)}</div>'

@@ -15,7 +15,7 @@ from review.annotations import record_verdict
 from review.errors import ConflictError, ReviewError
 from review.models import REJECT_REASONS, Record
 from ui.highlight import STYLE, answer_html, evidence_spans, passage_html
-from ui.text_safety import escape_html, escape_markdown
+from ui.text_safety import md, visible_html
 
 MARK_LABELS = {"relevant": "relevant", "not_relevant": "not relevant"}
 
@@ -26,12 +26,12 @@ def correction_diff_html(original: str, corrected: str) -> str:
     parts = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes():
         if tag == "equal":
-            parts.append(escape_html(" ".join(before[i1:i2])))
+            parts.append(visible_html(" ".join(before[i1:i2])))
             continue
         if i2 > i1:
-            parts.append(f'<del style="background:#ffe3e3">{escape_html(" ".join(before[i1:i2]))}</del>')
+            parts.append(f'<del style="background:#ffe3e3">{visible_html(" ".join(before[i1:i2]))}</del>')
         if j2 > j1:
-            parts.append(f'<ins style="background:#d3f9d8">{escape_html(" ".join(after[j1:j2]))}</ins>')
+            parts.append(f'<ins style="background:#d3f9d8">{visible_html(" ".join(after[j1:j2]))}</ins>')
     return f'<div class="loupe-passage">{" ".join(parts)}</div>'
 
 
@@ -43,11 +43,11 @@ def show_record(record: Record) -> None:
         st.subheader("Answer")
         st.html(answer_html(record.answer, record.support))
         _support_summary(record.support, has_passages=bool(record.passages))
-        st.caption(escape_markdown(f"Generator: {record.generator_kind} · {record.generator_model}"))
+        st.caption(md("Generator: {} · {}", record.generator_kind, record.generator_model))
         if record.generator_note:
-            st.warning(f"Answered by the extractive fallback: {escape_markdown(record.generator_note)}")
+            st.warning(md("Answered by the extractive fallback: {}", record.generator_note))
     with passages_column:
-        st.subheader(f"Passages ({len(record.passages)})")
+        st.subheader(md("Passages ({})", len(record.passages)))
         if not record.passages:
             st.info("No passage was retrieved for this question.")
         for number, passage in enumerate(record.passages, start=1):
@@ -58,8 +58,8 @@ def show_record(record: Record) -> None:
                     f" · {'BM25' if name == 'bm25' else 'dense'} #{rank}"
                     for name, rank in (passage.get("ranks") or {}).items() if rank is not None
                 )
-                st.html(f"<b>[{number}] {escape_html(str(passage.get('title') or passage.get('doc_id') or ''))}</b>"
-                        f"<span style='color:#666'>{escape_html(page + score + badges)}</span>")
+                st.html(f"<b>[{number}] {visible_html(str(passage.get('title') or passage.get('doc_id') or ''))}</b>"
+                        f"<span style='color:#666'>{visible_html(page + score + badges)}</span>")
                 spans = evidence_spans(record.support, number - 1)
                 st.html(passage_html(passage.get("text") or "", record.question, spans))
 
@@ -74,7 +74,7 @@ def _support_summary(support: dict[str, Any] | None, has_passages: bool) -> None
         return
     unsupported = support.get("unsupported_count", 0)
     if unsupported:
-        st.error(f"{unsupported} answer sentence(s) are not supported by the passages.")
+        st.error(md("{} answer sentence(s) are not supported by the passages.", unsupported))
     else:
         st.success("Every claim in the answer is supported by a passage.")
 
@@ -95,7 +95,8 @@ def verdict_controls(
     # overwrite (the click's own rerun re-reads the record, so its version cannot tell).
     st.session_state.setdefault(version_key, current.version if current else None)
     if current is not None:
-        st.info(f"Your current verdict: {current.verdict} (version {current.version}). Saving again keeps it in the history.")
+        st.info(md("Your current verdict: {} (version {}). Saving again keeps it in the history.", current.verdict,
+                   current.version))
 
     st.subheader("Verdict")
     marks = _passage_marks(record, key)
@@ -112,7 +113,7 @@ def verdict_controls(
                     expected_version=st.session_state[version_key], **fields,
                 )
         except ReviewError as error:
-            st.error(escape_markdown(str(error)))
+            st.error(md("{}", error))
             if isinstance(error, ConflictError):
                 st.session_state.pop(version_key, None)  # the next save starts from what is stored now
             return
@@ -161,7 +162,7 @@ def _missing_evidence(record: Record, key: str, search) -> list[dict[str, Any]]:
     attached_key = f"{key}_evidence_{record.id}"
     attached: list[dict[str, Any]] = st.session_state.setdefault(attached_key, [])
     scope = list(record.scope or ([record.doc_id] if record.doc_id else []))
-    with st.expander(f"Find missing evidence ({len(attached)} attached)"):
+    with st.expander(md("Find missing evidence ({} attached)", len(attached))):
         query = st.text_input("Search the document", key=f"{key}_evidence_query",
                               help="BM25 search within this record's document scope")
         if query.strip():
@@ -174,5 +175,5 @@ def _missing_evidence(record: Record, key: str, search) -> list[dict[str, Any]]:
                         attached.append({name: hit.get(name) for name in ("id", "doc_id", "title", "page", "text")})
                         st.rerun()
         for item in attached:
-            st.caption(f"Attached: {item['title'] or item['doc_id']} · {item['text'][:80]}…")
+            st.caption(md("Attached: {} · {}…", item.get("title") or item.get("doc_id") or "", (item.get("text") or "")[:80]))
     return attached
