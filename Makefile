@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= $(or $(LOUPE_DATA_DIR),data)
 PORT ?= 8501
+# Loopback only: without logins every visitor is an admin. Another address needs LOUPE_AUTH=password (app.py checks).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test demo-data clean
 
@@ -25,7 +27,7 @@ $(DATA_DIR)/.demo-indexed: $(STAMP)
 demo-data: $(DATA_DIR)/.demo-indexed
 
 run: $(STAMP) demo-data
-	LOUPE_DATA_DIR=$(DATA_DIR) $(BIN)/streamlit run app.py --server.port $(PORT)
+	LOUPE_DATA_DIR=$(DATA_DIR) $(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 # The layer contract and the linter first: an upward import fails the build before any test runs.
 test: $(STAMP)
