@@ -38,9 +38,9 @@ def exposure_refusal(address: str | None, logins: bool) -> str | None:
         return None
     where = f"the address {address}" if (address or "").strip() else "every network interface"
     return (f"Loupe refuses to serve {where} without logins (LOUPE_AUTH=off, single-user mode): every visitor "
-            "would act as an admin. Either serve this machine only — `make run`, or `streamlit run app.py "
-            "--server.address 127.0.0.1` (the default in .streamlit/config.toml) — or turn logins on: set "
-            "LOUPE_AUTH=password and create accounts with `python cli.py users add NAME --role admin`.")
+            "would act as an admin. Either serve this machine only (make run, or streamlit run app.py "
+            "--server.address 127.0.0.1, the default in .streamlit/config.toml), or turn logins on: set "
+            "LOUPE_AUTH=password and create accounts with: python cli.py users add NAME --role admin.")
 
 
 def single_user_principal() -> Principal:
