@@ -184,11 +184,72 @@ def test_malformed_filters_raise(filter_stores, filters, error):
         reference.filter_documents(filters)
 
 
-def test_ordering_on_values_it_cannot_compare_does_not_match_instead_of_raising(store):
-    # Haystack raises FilterError when any stored value is a non-date string; the SQL simply does not match it.
-    store.write_documents([Document(id="n", content="x", meta={"year": 2020}), Document(id="s", meta={"year": "soon"})])
-    assert ids(store.filter_documents({"field": "meta.year", "operator": ">", "value": 2000})) == ["n"]
-    assert ids(store.filter_documents({"field": "meta.year", "operator": "<", "value": "2030-01-01"})) == []
+ORDERING_DOCS = [
+    Document(id="n", content="owls", meta={"doc_id": "d1", "year": 2020, "when": "2021-03-04"}, embedding=[1.0, 0.0]),
+    Document(id="s", content="owls", meta={"doc_id": "d2", "year": "soon", "when": "2022-01-01T10:00:00"},
+             embedding=[0.0, 1.0]),
+    Document(id="t", content="owls", meta={"doc_id": "d3", "year": [2021], "when": None}, embedding=[1.0, 1.0]),
+]
+
+
+def test_ordering_refuses_what_haystack_cannot_compare_on_some_stored_document(store):
+    # Haystack raises FilterError when an ordering comparison reaches a stored value it cannot order against the
+    # filter value; the store refuses the filter when any stored document has such a value, whatever AND/OR would
+    # have short-circuited (the rule of tests/test_store_filter_properties.py).
+    store.write_documents(ORDERING_DOCS)
+    reference = InMemoryDocumentStore()
+    reference.write_documents(ORDERING_DOCS)
+    number = {"field": "meta.year", "operator": ">", "value": 2000}
+    date_value = {"field": "meta.year", "operator": "<", "value": "2030-01-01"}
+    for filters in (number, date_value, {"field": "meta.doc_id", "operator": ">=", "value": False},
+                    {"field": "content", "operator": "<", "value": 3}):
+        with pytest.raises(FilterError, match="Strings are only comparable if they are ISO formatted dates"):
+            reference.filter_documents(filters)
+        with pytest.raises(FilterError, match="Strings are only comparable if they are ISO formatted dates"):
+            store.filter_documents(filters)
+    short_circuited = {"operator": "AND", "conditions": [{"field": "id", "operator": "==", "value": "n"}, number]}
+    assert ids(reference.filter_documents(short_circuited)) == ["n"]  # Haystack never reached "soon"
+    with pytest.raises(FilterError, match=r"field 'meta.year' holds 'soon'"):
+        store.filter_documents(short_circuited)
+    for call in (lambda: store.count_documents_by_filter(short_circuited),
+                 lambda: store.delete_by_filter(short_circuited),
+                 lambda: store.bm25_retrieval("owls", filters=short_circuited),
+                 lambda: store.embedding_retrieval([1.0, 0.0], filters=short_circuited)):
+        with pytest.raises(FilterError):
+            call()
+    assert store.count_documents() == 3  # the refused delete deleted nothing
+    # A stored list against a number: Haystack crashes (TypeError); the store refuses it, a comparison it cannot make.
+    store.delete_documents(["s"])
+    reference.delete_documents(["s"])
+    with pytest.raises(FilterError, match="Can't compare a value of type list with a filter value of type int"):
+        store.filter_documents(number)
+    # Values Haystack can order: dates (None never compares), and a field no document has.
+    dates = {"field": "meta.when", "operator": ">", "value": "2021-06-01"}
+    assert ids(store.filter_documents(dates)) == ids(reference.filter_documents(dates)) == []
+    assert ids(store.filter_documents({"field": "meta.when", "operator": "<=", "value": "2021-06-01"})) == ["n"]
+    assert store.filter_documents({"field": "meta.nothing", "operator": ">", "value": 1}) == []
+    # A filter value no value can be ordered against is malformed: refused even where no document has the field.
+    with pytest.raises(FilterError):
+        store.filter_documents({"field": "meta.nothing", "operator": ">", "value": "soon"})
+
+
+def test_only_ordering_comparisons_run_a_check_and_a_numeric_one_uses_the_meta_index(store):
+    store.write_documents([Document(id=f"c{i}", content="text", meta={"doc_id": f"d{i % 7}"}) for i in range(50)])
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    try:
+        store.filter_documents({"operator": "AND", "conditions": [
+            {"field": "meta.doc_id", "operator": "in", "value": ["d1", "d2"]},
+            {"field": "meta.doc_id", "operator": "!=", "value": "d1"}]})
+        assert [s for s in statements if s.startswith("SELECT")] == [statements[1]]  # the filter's query alone
+        statements.clear()
+        with pytest.raises(FilterError):
+            store.filter_documents({"field": "meta.doc_id", "operator": ">", "value": 3})
+    finally:
+        store._conn.set_trace_callback(None)
+    check = next(s for s in statements if s.startswith("SELECT"))
+    plan = store._conn.execute(f"EXPLAIN QUERY PLAN {check}").fetchall()
+    assert any("documents_meta_doc_id" in str(row) for row in plan), plan
 
 
 def test_filter_values_are_parameters_never_sql(store):

@@ -72,8 +72,8 @@ from haystack.document_stores.types import DuplicatePolicy
 from document_stores.sqlite.filters import (
     IDENTIFIER,
     SQL_CHUNK,
+    checked_filter_sql,
     field_operand,
-    filter_to_sql,
     register_functions,
     validate_filters,
 )
@@ -273,8 +273,9 @@ class SQLiteDocumentStore:
         with self._lock:
             if not filters:
                 return self.count_documents()
-            where, params = filter_to_sql(filters)
-            return self._conn.execute(f"SELECT count(*) FROM documents WHERE {where}", params).fetchone()[0]
+            with self._read() as db:  # the ordering checks and the count from one snapshot
+                where, params = checked_filter_sql(db, filters)
+                return db.execute(f"SELECT count(*) FROM documents WHERE {where}", params).fetchone()[0]
 
     def count_by_meta(self, field: str) -> dict[Any, int]:
         """Documents per value of a meta field (None: field missing or null), computed in SQL.
@@ -290,13 +291,13 @@ class SQLiteDocumentStore:
     def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
         """The documents matching the filters (all without filters), in write order, embeddings included."""
         validate_filters(filters)
-        with self._lock:
+        with self._lock, self._read() as db:  # the ordering checks and the documents from one snapshot
             sql = f"SELECT {_DOCUMENT_COLUMNS}, embedding FROM documents"
             params: list[Any] = []
             if filters:
-                where, params = filter_to_sql(filters)
+                where, params = checked_filter_sql(db, filters)
                 sql += f" WHERE {where}"
-            rows = self._conn.execute(sql + " ORDER BY rid", params).fetchall()
+            rows = db.execute(sql + " ORDER BY rid", params).fetchall()
         return [self._document(row, row[5]) for row in rows]
 
     @staticmethod
@@ -457,9 +458,9 @@ class SQLiteDocumentStore:
         validate_filters(filters)
         if not filters:
             raise ValueError("delete_by_filter needs filters; use delete_all_documents() to delete everything")
-        where, params = filter_to_sql(filters)
         with self._lock:
-            with self._write() as db:
+            with self._write() as db:  # checked and deleted in one transaction
+                where, params = checked_filter_sql(db, filters)
                 deleted = db.execute(f"DELETE FROM documents WHERE {where}", params).rowcount
                 self._prune_changes(db)
             self._sync(force=True)
@@ -561,7 +562,7 @@ class SQLiteDocumentStore:
             raise ValueError(
                 "Invalid filter syntax. See https://docs.haystack.deepset.ai/docs/metadata-filtering for details."
             )
-        where, params = filter_to_sql(filters)
+        where, params = checked_filter_sql(self._conn, filters)
         rows = self._conn.execute(f"SELECT rid FROM documents WHERE {where} ORDER BY rid", params).fetchall()
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
 
@@ -629,7 +630,7 @@ class SQLiteDocumentStore:
                 raise ValueError(
                     "Invalid filter syntax. See https://docs.haystack.deepset.ai/docs/metadata-filtering for details."
                 )
-            where, filter_params = filter_to_sql(filters)
+            where, filter_params = checked_filter_sql(self._conn, filters)
             sql += f" AND rowid IN (SELECT rid FROM documents WHERE {where})"
             params += filter_params
         rows = self._conn.execute(sql + " ORDER BY rank, rowid LIMIT ?", [*params, top_k]).fetchall()
