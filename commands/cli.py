@@ -95,7 +95,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(passage["text"])
     if support:
         _print_support(support)
+    if answer.suggestion:
+        _print_suggestion(answer.suggestion)
     return 0
+
+
+def _print_suggestion(suggestion: dict) -> None:
+    print(f"\n-- suggest: {suggestion['verdict']} (p_accept {suggestion['p_accept']:.2f}; {suggestion['model']}): "
+          + "; ".join(suggestion["reasons"]))
 
 
 def _print_support(support: dict) -> None:
@@ -158,14 +165,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from review.context_chunks import ChunkLimits
     from review.importer import Importer, default_run_name
     from review.record_files import decode_text, parse_question_set
     from review.verdict_files import parse_label_map
 
     questions = parse_question_set(decode_text(Path(args.questions).read_bytes())) if args.questions else None
+    if args.chunks is not None and args.chunk_chars is None:
+        raise ValueError("--chunks needs --chunk-chars (the retriever's chunk size in characters)")
+    limits = ChunkLimits(args.chunk_chars, args.chunks) if args.chunk_chars is not None else None
     importer = Importer(
         _sessions(), actor=_operator(), run=args.run or default_run_name(args.paths), annotator=args.annotator,
-        questions=questions, label_map=parse_label_map(args.map), model=args.model,
+        questions=questions, label_map=parse_label_map(args.map), model=args.model, chunk_limits=limits,
     )
     report = importer.import_paths(args.paths, progress=_progress_printer("importing"))
     return _finish(report, FAILED=report.failures, SKIPPED=report.skipped)
@@ -177,7 +188,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     done = analyze_pending(open_database(settings), settings, run=args.run, progress=_progress_printer("analysing"))
-    print(f"support maps computed for {done} records" + (f" of run {args.run}" if args.run else ""))
+    print(f"support maps and suggested verdicts computed for {done} records"
+          + (f" of run {args.run}" if args.run else ""))
     return 0
 
 
@@ -249,6 +261,31 @@ def cmd_report(args: argparse.Namespace) -> int:
               f"kappa={pair['cohen_kappa']}")
     print(f"  Fleiss' kappa {agreement['fleiss_kappa']['value']} (n={agreement['fleiss_kappa']['n']}); "
           f"Krippendorff's alpha {agreement['krippendorff_alpha']['value']} (n={agreement['krippendorff_alpha']['n']})")
+    for row in agreement.get("suggestion") or []:
+        models = f" ({', '.join(row['models'])})" if row["models"] else ""
+        print(f"  suggestion{models} / {row['annotator']}: n={row['n']} agreement={row['percent_agreement']} "
+              f"kappa={row['cohen_kappa']}")
+    return 0
+
+
+def cmd_train_suggester(args: argparse.Namespace) -> int:
+    from review.db import open_database
+    from review.suggestions import train_from_reviews
+
+    settings = load_settings()
+    model = train_from_reviews(open_database(settings), settings, run=args.run, annotator=args.annotator,
+                               out=Path(args.out) if args.out else None, folds=args.folds,
+                               progress=_progress_printer("features of"))
+    if args.json:
+        print(json.dumps(model, ensure_ascii=False))
+        return 0
+    pooled = model["cross_validation"]["pooled"]
+    print(f"trained {model['name']} on {model['training']['rows']} verdicts of {args.annotator} "
+          f"({model['training']['accepted']} accept) from {model['training']['documents']} documents")
+    print(f"  {model['cross_validation']['method']}: kappa={pooled['cohen_kappa']} accuracy={pooled['accuracy']} "
+          f"AUC={pooled['auc']} Brier={pooled['brier']} ECE={pooled['ece']}")
+    print(f"  written to {model['path']}" + ("" if args.out else "; it is the model in force now: run "
+                                              "`python cli.py analyze` to suggest again with it"))
     return 0
 
 
@@ -307,6 +344,45 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepared_model_folder(settings) -> Path | None:
+    """The configured transformers model's local folder, preparing the bundled model (or a GGUF file) first, with
+    a progress line on stderr; None when the model is a hub id that is not in the local cache."""
+    from configuration.model_paths import apply_offline_mode
+    from loupe.bundled_model import local_generator_model
+
+    apply_offline_mode(settings)
+    _, folder = local_generator_model(settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    return folder
+
+
+def cmd_prepare_model(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings.generator_kind != "transformers":
+        print(f"nothing to prepare: the generator is {settings.generator_kind}", file=sys.stderr)
+        return 0
+    folder = _prepared_model_folder(settings)
+    print(folder if folder is not None else f"{settings.generator_model} (a hub id; not in the local cache)")
+    return 0
+
+
+def cmd_serve_model(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from loupe.model_server import client_settings, serve_command, serve_environment
+
+    settings = load_settings().replace(generator_kind="transformers", generator_base_url="")
+    folder = Path(args.model) if args.model else _prepared_model_folder(settings)
+    if folder is None or not folder.is_dir():
+        raise ValueError(f"no local model folder to serve for {settings.generator_model!r}; give one with --model")
+    settings_lines = " ".join(f"{name}={value}" for name, value in client_settings(folder, args.host, args.port).items())
+    print(f"serving {folder} on http://{args.host}:{args.port}/v1 (Ctrl-C stops it); point Loupe at it with:\n"
+          f"  {settings_lines}", file=sys.stderr, flush=True)
+    try:
+        return subprocess.call(serve_command(folder, args.host, args.port), env=serve_environment())
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description="Loupe: review RAG answers against their sources.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.add_argument("--support", action="store_true", help="also show which passage supports each answer sentence")
     ask.set_defaults(handler=cmd_ask)
+
+    prepare = commands.add_parser(
+        "prepare-model", help="convert the bundled generator (or a GGUF file) into a model folder, once",
+        description="The bundled model (or LOUPE_GENERATOR_MODEL=FILE.gguf) is converted into a safetensors folder "
+                    "in the model cache (LOUPE_MODEL_CACHE_DIR); prints the folder. Nothing is downloaded.")
+    prepare.set_defaults(handler=cmd_prepare_model)
+
+    serve = commands.add_parser(
+        "serve-model", help="serve the prepared generator over the OpenAI protocol (transformers serve)",
+        description="One model server for several app processes: prints the LOUPE_GENERATOR_* settings for them.")
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model", metavar="FOLDER", help="serve this model folder instead of the prepared one")
+    serve.set_defaults(handler=cmd_serve_model)
 
     docs = commands.add_parser("docs", help="list ingested documents")
     docs.set_defaults(handler=cmd_docs)
@@ -348,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--map", metavar="LABEL=VERDICT[:REASON],…", help="decision labels to verdicts")
     imports.add_argument("--model", metavar="NAME", help="the generator that wrote the answers (default: the "
                                                           "records' folder name, or meta.model in JSONL)")
+    imports.add_argument("--chunk-chars", type=int, metavar="N", help="prompt records: the retriever returned "
+                         "chunks of at most N characters; their paragraphs are packed back into such passages")
+    imports.add_argument("--chunks", type=int, metavar="K", help="with --chunk-chars: it returned K chunks")
     imports.set_defaults(handler=cmd_import)
 
     batch = commands.add_parser("batch", help="ask every question of a set of every selected document")
@@ -367,6 +460,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run", required=True, metavar="NAME")
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.set_defaults(handler=cmd_report)
+
+    train = commands.add_parser(
+        "train-suggester", help="retrain the verdict suggester on an annotator's verdicts on a run",
+        description="Fits the suggester (a calibrated logistic regression over support-map features) on the "
+                    "annotator's verdicts (accept = accept; reject and correct = reject), measures it with whole "
+                    "documents held out, and writes it to DATA_DIR/models/suggester.json, where it replaces the "
+                    "shipped model (or to --out).",
+    )
+    train.add_argument("--run", required=True, metavar="NAME")
+    train.add_argument("--annotator", required=True, metavar="NAME")
+    train.add_argument("--out", metavar="FILE", help="write the model here instead (it is then not used)")
+    train.add_argument("--folds", type=int, default=5, metavar="K", help="grouped cross-validation folds")
+    train.add_argument("--json", action="store_true", help="print the model file's JSON and its path")
+    train.set_defaults(handler=cmd_train_suggester)
 
     assign = commands.add_parser("assign", help="assign a run's records to annotators, each record to K of them",
                                  description="Balanced assignment; run it again with more (or fewer) annotators to "

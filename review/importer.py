@@ -36,6 +36,7 @@ from configuration.settings import Settings, load_settings
 from loupe.progress import ProgressCallback
 from review.access import Principal, require_role
 from review.annotations import record_verdict
+from review.context_chunks import ChunkLimits
 from review.errors import ReviewError
 from review.models import Annotation, Record, Run, utcnow
 from review.record_files import (
@@ -256,9 +257,10 @@ class Importer:
     def __init__(
         self, sessions, *, actor: Principal, run: str, annotator: str | None = None,
         questions: list[Question] | None = None, label_map: dict[str, tuple[str, str | None]] | None = None,
-        model: str | None = None, limits: ImportLimits | None = None,
+        model: str | None = None, limits: ImportLimits | None = None, chunk_limits: ChunkLimits | None = None,
     ):
         """`limits`: how far zip archives may expand; by default from the settings (LOUPE_IMPORT_MAX_*_MB).
+        `chunk_limits`: how the retriever chunked prompt records' contexts (review.context_chunks).
 
         :raises PermissionDeniedError: only admins import."""
         from review.verdict_files import DEFAULT_LABEL_MAP
@@ -270,6 +272,7 @@ class Importer:
         if len(run.strip()) > 200:
             raise ValueError("the run name is longer than 200 characters")
         self.sessions, self.run, self.annotator, self.model = sessions, run.strip(), annotator, model
+        self.chunk_limits = chunk_limits
         self.label_map = label_map or DEFAULT_LABEL_MAP
         self.limits = limits or ImportLimits.from_settings(load_settings())
         by_id = {q.id: q for q in questions or []}
@@ -321,7 +324,7 @@ class Importer:
             self._add_verdicts(source, *parse_verdict_csv(text, self.label_map), verdict_rows, report)
         elif suffix == ".txt":
             try:
-                parsed = parse_text_record(source.path.stem, text, self.questions)
+                parsed = parse_text_record(source.path.stem, text, self.questions, self.chunk_limits)
             except RecordParseError as error:
                 report.failures.append(ImportProblem(source.name, error.reason, error.line))
                 return

@@ -19,13 +19,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from review.context_chunks import ChunkLimits, group_context
+
 # Publication_<doc>.pdf_CQ<n>: the naming of the Kommineni et al. records (document id, question number).
 _PUBLICATION_NAME = re.compile(r"^Publication_(?P<doc>.+)\.pdf_CQ(?P<number>\d+)$")
 _QUESTION_MARKER = re.compile(r"^Question:", re.MULTILINE)
 _ANSWER_MARKER = re.compile(r"^Helpful Answer:", re.MULTILINE)
 _QUERY_LINE = re.compile(r'^Query:\s*"(?P<query>.*)"\s*$', re.MULTILINE)
 _ANSWER_ONLY_LABEL = re.compile(r"^\s*Answer:+[ \t]*(?:\n\s*)?(?:Answer:[ \t]*)?")
-_BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")  # blank lines only: a paragraph keeps its leading page break
 # C0 controls and DEL, except tab, line feed, carriage return and form feed: never meant to be in a record.
 STRAY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 REPLACEMENT = "\ufffd"
@@ -124,12 +125,14 @@ def clean_json(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
-def parse_text_record(stem: str, text: str, questions: dict[int, Question] | None = None) -> ParsedRecord:
+def parse_text_record(stem: str, text: str, questions: dict[int, Question] | None = None,
+                      chunk_limits: ChunkLimits | None = None) -> ParsedRecord:
     """A `.txt` record: a prompt record (context, question and `Helpful Answer:`) or an answer-only record
-    (`Answer:::` then the answer). :raises RecordParseError:"""
+    (`Answer:::` then the answer). A prompt record's context becomes passages by review.context_chunks's rules
+    (the retriever's `chunk_limits` when known). :raises RecordParseError:"""
     doc_id, number = name_parts(stem)
     if _ANSWER_MARKER.search(text):
-        record = _parse_prompt_record(stem, text)
+        record = _parse_prompt_record(stem, text, chunk_limits)
     elif _ANSWER_ONLY_LABEL.match(text):
         record = _parse_answer_only(stem, text, (questions or {}).get(number) if number else None)
     elif _QUESTION_MARKER.search(text):
@@ -145,7 +148,7 @@ def parse_text_record(stem: str, text: str, questions: dict[int, Question] | Non
     return record
 
 
-def _parse_prompt_record(stem: str, text: str) -> ParsedRecord:
+def _parse_prompt_record(stem: str, text: str, chunk_limits: ChunkLimits | None) -> ParsedRecord:
     answer_marker = _ANSWER_MARKER.search(text)
     questions = [m for m in _QUESTION_MARKER.finditer(text, 0, answer_marker.start())]
     answer_line = text[: answer_marker.start()].count("\n") + 1
@@ -162,10 +165,10 @@ def _parse_prompt_record(stem: str, text: str) -> ParsedRecord:
         raise RecordParseError("the question is empty", text[: question_marker.start()].count("\n") + 1)
     answer = text[answer_marker.end() :].strip()  # empty: the model said nothing, which is an answer too
     context = text[first_line_end + 1 : question_marker.start()]
-    passages = [{"text": paragraph} for paragraph in _BLANK_LINES.split(context.strip("\n")) if paragraph.strip()]
+    passages, grouping = group_context(context.strip("\n"), chunk_limits)
     return ParsedRecord(
         external_id=stem, question=question, answer=answer, passages=passages, context_recorded=True,
-        prompt=block, meta={"preamble": text[:first_line_end].strip()},
+        prompt=block, meta={"preamble": text[:first_line_end].strip(), "context_grouping": grouping},
     )
 
 

@@ -62,7 +62,7 @@ def test_a_stray_nul_is_replaced_and_counted_and_binary_files_are_still_refused(
     records = stored(sessions)
     assert sorted(records) == ["j", "ligature"]
     assert records["ligature"].answer == "The e\ufffdcient net used seed 3."
-    assert records["ligature"].passages == [{"text": "The e\ufffdcient net was trained with seed 3."}]
+    assert [p["text"] for p in records["ligature"].passages] == ["The e\ufffdcient net was trained with seed 3."]
     assert records["j"].answer == "e\ufffdcient" and records["j"].passages[0]["meta"] == {"k\ufffd": "v"}
     assert sum(report.replaced_characters.values()) == 2 + 4
     assert "6 replaced by U+FFFD in 2 records" in report.summary()

@@ -51,6 +51,11 @@ def expected_prompt_record(text: str) -> dict:
     }
 
 
+def paragraphs(passages: list[dict]) -> list[str]:
+    """The context's original paragraphs, from the boundaries each passage keeps."""
+    return [passage["text"][start:end] for passage in passages for start, end in passage["paragraph_spans"]]
+
+
 def test_prompt_and_answer_only_records_with_human_decisions(data_dir, capsys):
     root = shared_path("data", "kommineni2024")
     mixtral, llama = root / "records" / "mixtral_8_22b", root / "records" / "llama-3_70b_groq"
@@ -69,7 +74,8 @@ def test_prompt_and_answer_only_records_with_human_decisions(data_dir, capsys):
         assert (record.doc_id, record.question_id) == (doc, f"Q{number}")
         assert record.question == expected["question"]
         assert record.answer == expected["answer"]
-        assert [p["text"] for p in record.passages] == expected["passages"]
+        assert paragraphs(record.passages) == expected["passages"]
+        assert len(record.passages) <= len(expected["passages"]), "fragments are merged into passages"
         assert record.prompt == expected["prompt"]
         assert record.generator_model == "mixtral_8_22b" and record.support is None, "support is deferred"
 
@@ -156,7 +162,7 @@ def test_broken_files_are_reported_per_file_and_the_rest_imported(data_dir, tmp_
 
     records = stored(data_dir, "mixed")
     assert sorted(records) == ["good", "j1", "zipped"]
-    assert records["good"].passages == [{"text": "Seeds were fixed to 42."}] and records["good"].answer == "The seed was 42."
+    assert records["good"].passages == [{"text": "Seeds were fixed to 42.", "paragraph_spans": [[0, 23]]}] and records["good"].answer == "The seed was 42."
     assert records["j1"].passages == [{"text": "c"}, {"text": "d", "meta": {"page": 2}, "page": 2}]
     assert records["zipped"].answer == "The seed was 7."
     assert "3 added" in captured.out
