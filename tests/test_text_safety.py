@@ -33,6 +33,14 @@ def _safe(node: ast.expr) -> bool:
     return False
 
 
+def _is_logger(func: ast.expr) -> bool:
+    """log.error(...), logging.getLogger(...).warning(...): the terminal's log, not the page."""
+    receiver = getattr(func, "value", None)
+    if isinstance(receiver, ast.Call):
+        receiver = receiver.func
+    return ast.unparse(receiver).split(".")[-1] in {"log", "logger", "logging", "getLogger"} if receiver else False
+
+
 def _markdown_texts(tree: ast.AST):
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -40,7 +48,7 @@ def _markdown_texts(tree: ast.AST):
         func = node.func
         names = [f.attr for f in (func.body, func.orelse) if isinstance(f, ast.Attribute)] if isinstance(func, ast.IfExp) \
             else [func.attr] if isinstance(func, ast.Attribute) else []
-        if not any(name in MARKDOWN_CALLS for name in names):
+        if not any(name in MARKDOWN_CALLS for name in names) or _is_logger(func):
             continue
         if node.args and "progress" not in names:
             yield node, node.args[0]
