@@ -70,7 +70,9 @@ def test_zip_upload_imports_records_and_verdicts(uploaded):
         ("Publication_paperA.pdf_CQ1", "paperA", "Q1", "uploaded"),
         ("Publication_paperB.pdf_CQ1", "paperB", "Q1", "uploaded"),
     ]
-    assert records[0].passages[1]["text"] == "Weights were initialised with <script>window.__pwned = 1</script> He initialisation."
+    passage = records[0].passages[0]  # the two short paragraphs are one passage; each keeps its boundaries
+    start, end = passage["paragraph_spans"][1]
+    assert passage["text"][start:end] == "Weights were initialised with <script>window.__pwned = 1</script> He initialisation."
     assert [(v.record_id, v.annotator, v.verdict) for v in verdicts] == [(records[0].id, "kommineni", "accept")]
 
     page.goto(f"{url}/queue")
