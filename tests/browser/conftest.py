@@ -53,7 +53,7 @@ def start_app(data_dir: Path, extra_env: dict[str, str] | None = None) -> tuple[
 def browser():
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+        pytest.skip("Debian's chromium is not installed: apt-get install chromium (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
