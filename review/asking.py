@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from loupe.generators import GeneratorChoice
 from loupe.qa import Asker, passage_record
 from review.access import Principal, require_record
 from review.errors import ReviewError
@@ -50,3 +51,33 @@ def retrieve_passages(sessions, asker: Asker, *, actor: Principal, record_id: st
     with sessions() as session:
         return attach_passages(session, record_id=record_id, passages=[passage_record(doc) for doc in found],
                                how={"mode": "hybrid", "top_k": top_k})
+
+
+def answer_again(
+    sessions, asker: Asker, *, actor: Principal, record_id: str, generator: GeneratorChoice | None = None,
+    streaming_callback: Callable[[Any], None] | None = None, on_fallback: Callable[[str], None] | None = None,
+) -> Record:
+    """Answer the record's question again from its stored passages with `generator` (default: the one configured
+    now, the asker's), and store the answer as a new record created by `actor`, linked to the first by
+    `meta.answer_of` (the export's `answer_of`). :raises ReviewError: the record has no question or passages."""
+    from loupe.answer_again import answer_from_passages
+
+    with sessions() as session:
+        require_record(session, actor, record_id, "answer this record again")
+        first = get_record(session, record_id=record_id)
+        question, passages, scope = first.question, [dict(p) for p in first.passages or []], list(first.scope or [])
+        mode = (first.settings or {}).get("mode", "stored")
+    choice = generator or asker.generator
+    try:
+        answer = answer_from_passages(
+            asker.settings, choice, question or "", passages, mode=mode, doc_ids=scope,
+            streaming_callback=streaming_callback, on_fallback=on_fallback,
+            pipeline=getattr(asker, "_answer_pipeline", None) if choice is asker.generator else None,
+        )
+    except ValueError as error:
+        raise ReviewError(str(error)) from None
+    with sessions() as session:
+        record = record_from_answer(session, answer=answer, settings=asker.settings, created_by=actor.name)
+        record.meta = {**(record.meta or {}), "answer_of": record_id}
+        session.commit()
+        return get_record(session, record_id=record.id)

@@ -65,6 +65,7 @@ def record_row(record: Record, adjudication: Adjudication | None) -> dict[str, A
         "final_source": "adjudication" if adjudication else None,
         "prompt": record.prompt,
         "settings": record.settings,
+        "answer_of": (record.meta or {}).get("answer_of"),  # answered again from that record's passages
         "created_at": _iso(record.created_at),
     }
 

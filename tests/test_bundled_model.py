@@ -211,3 +211,46 @@ def test_ask_page_streams_the_bundled_models_answer(bundled_env, monkeypatch):
     assert record.generator_kind == "transformers" and record.generator_model == BUNDLED_GENERATOR
     assert record.generator_note is None
     assert record.answer.strip() == "".join(streamed).strip()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# answer again: the same question from the same stored passages, a new record linked to the first
+
+
+def test_answer_again_with_another_generator_keeps_the_passages_and_links_the_records(bundled_choice, tmp_path):
+    from loupe.qa import Asker
+    from review.asking import answer_again, ask_and_record
+    from review.db import open_database
+    from review.export import iter_records
+    from review.records import get_record
+    from tests.conftest import ADMIN
+
+    settings, choice = bundled_choice
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "detector.md").write_text("# Bird song detector\n\nThe detector was trained with PyTorch on four GPUs "
+                                        "for twelve hours.\n", encoding="utf-8")
+    settings = settings.replace(data_dir=tmp_path / "data")
+    from loupe.ingest import Ingester
+    from loupe.stores import build_document_store
+
+    assert Ingester(settings, build_document_store(settings)).ingest([papers]).exit_code == 0
+    extractive = Asker(settings.replace(generator_kind="extractive"))
+    sessions = open_database(settings)
+    first = ask_and_record(sessions, extractive, actor=ADMIN, question="Which framework trained the detector?")
+    assert first.generator_kind == "extractive"
+
+    chunks = []
+    again = answer_again(sessions, extractive, actor=ADMIN, record_id=first.id, generator=choice,
+                         streaming_callback=chunks.append)
+
+    assert again.id != first.id and again.meta["answer_of"] == first.id
+    assert again.generator_kind == "transformers" and again.generator_note is None
+    assert again.settings["generator_path"] == choice.path and again.settings["generation"] == choice.generation
+    assert again.passages == first.passages and again.question == first.question
+    assert again.answer and "".join(chunk.content for chunk in chunks).strip() == again.answer
+    assert again.support is not None and first.support is not None  # both support maps, for the comparison
+    with sessions() as session:
+        assert get_record(session, record_id=first.id).answer == first.answer  # the first is unchanged
+        rows = {row["record_id"]: row for row in iter_records(session)}
+    assert rows[again.id]["answer_of"] == first.id and rows[first.id]["answer_of"] is None
