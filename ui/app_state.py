@@ -50,3 +50,13 @@ def evidence_search(asker: Asker):
 def current_principal():
     """The acting user of this browser session, set by app.py before any page runs (see review.access)."""
     return st.session_state["principal"]
+
+
+@st.cache_resource(show_spinner=False)
+def analysis_worker():
+    """The process's background analysis (review.analysis_worker): one thread, shared by every session, that
+    analyses the next records of a queue while the current one is read. Call `.ahead(ids)` with the next few
+    records, most urgent first; `.status().error` says when it crashed (the panel then computes on demand)."""
+    from review.analysis_worker import AnalysisWorker
+
+    return AnalysisWorker(app_sessions(), app_settings())
