@@ -13,6 +13,7 @@ from loupe.qa import QuestionError
 from review.asking import ask_and_record
 from review.models import Record
 from review.records import get_record
+from ui.answer_again import answer_again_panel
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
 from ui.text_safety import md
@@ -97,6 +98,7 @@ if record_id is None:
 with sessions() as session:
     record = get_record(session, record_id=record_id)
 show_record(record)
+answer_again_panel(record, asker, sessions, principal, key="ask")
 
 
 def moved_on(verdict: str) -> None:

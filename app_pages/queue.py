@@ -11,6 +11,7 @@ from review.asking import can_retrieve_passages, retrieve_passages
 from review.errors import ReviewError
 from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unreviewed, queue_entries, queue_facets
 from review.records import open_record
+from ui.answer_again import answer_again_panel
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
 from ui.review_panel import show_record, verdict_controls
 from ui.text_safety import md, md_joined
@@ -123,6 +124,7 @@ if not record.passages and not (record.meta or {}).get("context_recorded", True)
 with st.spinner("Checking which passages support the answer…"):
     record = ensure_support(sessions, settings, record)
 show_record(record)
+answer_again_panel(record, asker, sessions, principal, key="queue")
 
 
 def moved_on(verdict: str) -> None:

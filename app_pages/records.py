@@ -7,6 +7,7 @@ import streamlit as st
 from review.access import visible_annotations
 from review.export import FORMATS, export_producer
 from review.records import open_record, recent_records
+from ui.answer_again import answer_again_panel
 from ui.app_state import app_asker, app_sessions, current_principal, evidence_search
 from ui.review_panel import correction_diff_html, show_record, verdict_controls
 from ui.text_safety import md
@@ -59,5 +60,6 @@ for annotation in visible:
                           f"{version.recorded_at:%Y-%m-%d %H:%M}"))
 
 show_record(record)
+answer_again_panel(record, asker, sessions, principal, key="records")
 verdict_controls(record, sessions, principal, key="records_panel", on_saved=lambda verdict: st.rerun(),
                  search=evidence_search(asker))

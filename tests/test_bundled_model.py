@@ -254,3 +254,27 @@ def test_answer_again_with_another_generator_keeps_the_passages_and_links_the_re
         assert get_record(session, record_id=first.id).answer == first.answer  # the first is unchanged
         rows = {row["record_id"]: row for row in iter_records(session)}
     assert rows[again.id]["answer_of"] == first.id and rows[first.id]["answer_of"] is None
+
+
+def test_ask_page_answers_again_with_the_bundled_model_and_compares(bundled_env, monkeypatch):
+    app = run_app(monkeypatch, bundled_env, LOUPE_GENERATOR_KIND="extractive")
+    app.text_input(key="ask_question").input("Which GPU was used for training?")
+    app.multiselect(key="ask_scope").select("sonar_fish_counting")
+    app.button[0].click().run()
+    assert not app.exception
+    app.selectbox(key="ask_again_generator").select(f"Bundled: transformers · {BUNDLED_GENERATOR}").run()
+    app.button(key="ask_again_button").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, [error.value for error in app.error]
+    markdown = " ".join(element.value for element in app.markdown)
+    assert "First answer" in markdown and "Answered again" in markdown and "Word diff" in markdown
+    captions = " ".join(caption.value for caption in app.caption).replace("\\", "")
+    assert f"Generator: transformers · {BUNDLED_GENERATOR}" in captions and "answer_of" in captions
+
+    from review.db import open_database
+    from review.models import Record
+
+    with open_database(Settings(data_dir=bundled_env))() as session:
+        first, again = sorted(session.query(Record).all(), key=lambda record: bool(record.meta.get("answer_of")))
+    assert again.meta["answer_of"] == first.id and again.passages == first.passages
+    assert (first.generator_kind, again.generator_kind) == ("extractive", "transformers")

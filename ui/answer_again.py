@@ -1,0 +1,114 @@
+"""`Answer again` on a record: the same question from the same stored passages with the generator configured now
+(or another one chosen here), stored as a new record linked to the first, and the two answers side by side with a
+word diff and both support maps. Used by the Ask, Queue and Records pages."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+import streamlit as st
+
+from configuration.model_paths import BUNDLED_GENERATOR, is_bundled_generator
+from loupe.generators import GeneratorChoice, choose_generator
+from review.asking import answer_again
+from review.errors import ReviewError
+from review.models import Record
+from review.records import get_record
+from ui.highlight import STYLE, answer_html
+from ui.review_panel import correction_diff_html
+from ui.text_safety import md
+
+
+@st.cache_resource(show_spinner="Loading the generator…")
+def _other_generator(kind: str, model: str, _settings: Any) -> GeneratorChoice:
+    """A generator other than the configured one, loaded once per process."""
+    return choose_generator(_settings.replace(generator_kind=kind, generator_model=model))
+
+
+def _choices(asker: Any) -> dict[str, tuple[str, str] | None]:
+    configured = asker.generator
+    options: dict[str, tuple[str, str] | None] = {f"Configured: {configured.kind} · {configured.model}": None}
+    if configured.kind != "transformers" or not is_bundled_generator(asker.settings.generator_model):
+        options[f"Bundled: transformers · {BUNDLED_GENERATOR}"] = ("transformers", BUNDLED_GENERATOR)
+    if configured.kind != "extractive":
+        options["Extractive answerer"] = ("extractive", asker.settings.generator_model)
+    return options
+
+
+def answer_again_panel(record: Record, asker: Any, sessions: Any, principal: Any, key: str) -> None:
+    """The button and generator choice; after a run, the comparison of the record with its new answer."""
+    state_key = f"{key}_again_of_{record.id}"
+    with st.expander("Answer again (same passages, compare generators)", expanded=state_key in st.session_state):
+        if not record.passages or not record.question:
+            st.info("This record has no stored passages (or no question) to answer again from.")
+            return
+        options = _choices(asker)
+        label = st.selectbox("Generator", list(options), key=f"{key}_again_generator")
+        if st.button("Answer again", key=f"{key}_again_button"):
+            picked = options[label]
+            generator = None if picked is None else _other_generator(*picked, asker.settings)
+            try:
+                st.session_state[state_key] = _run(record, asker, sessions, principal, generator)
+            except ReviewError as error:
+                st.error(md("{}", error))
+        again_id = st.session_state.get(state_key)
+        if again_id:
+            with sessions() as session:
+                again = get_record(session, record_id=again_id)
+            compare(record, again)
+
+
+def _run(record: Record, asker: Any, sessions: Any, principal: Any, generator: GeneratorChoice | None) -> str:
+    """Answer again in a worker thread, streaming into the page; the new record's id."""
+    chunks: queue.Queue = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["record"] = answer_again(
+                sessions, asker, actor=principal, record_id=record.id, generator=generator,
+                streaming_callback=lambda chunk: chunks.put(chunk.content),
+                on_fallback=lambda reason: chunks.put(("fallback", reason)),
+            )
+        except Exception as error:  # shown below, never as a traceback
+            outcome["error"] = error
+        finally:
+            chunks.put(None)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    placeholder, text = st.empty(), ""
+    while (item := chunks.get()) is not None:
+        if isinstance(item, tuple):
+            st.warning(md("The generator failed, so the extractive answerer answered instead: {}", item[1]))
+            text = ""
+            continue
+        text += item
+        placeholder.markdown(md("{} ▌", text))
+    worker.join()
+    placeholder.empty()
+    if "error" in outcome:
+        error = outcome["error"]
+        raise error if isinstance(error, ReviewError) else ReviewError(f"{type(error).__name__}: {error}")
+    return outcome["record"].id
+
+
+def compare(first: Record, again: Record) -> None:
+    """The two answers side by side with their support maps, and the word diff from the first to the second."""
+    st.html(STYLE)
+    left, right = st.columns(2, gap="large")
+    for column, record, title in ((left, first, "First answer"), (right, again, "Answered again")):
+        with column:
+            st.markdown(md("**{}**", title))
+            st.html(answer_html(record.answer, record.support))
+            support = record.support or {}
+            st.caption(md("Generator: {} · {} · supported {} / unsupported {}{}", record.generator_kind,
+                          record.generator_model, support.get("supported_count", "?"),
+                          support.get("unsupported_count", "?"), " · abstains" if support.get("abstains") else ""))
+            if record.generator_note:
+                st.warning(md("Answered by the extractive fallback: {}", record.generator_note))
+    st.markdown("**Word diff** (first → again)")
+    st.html(correction_diff_html(first.answer or "", again.answer or ""))
+    st.caption(md("Stored as record {}, linked to {} (answer_of).", again.id, first.id))
