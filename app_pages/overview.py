@@ -5,8 +5,8 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from review.overview import COUNT_COLUMNS, by, compare_runs, status_counts
-from review.queue import queue_facets
+from review.overview import COUNT_COLUMNS, by, compare_runs, question_chart, status_counts
+from review.queue import annotator_choices, annotator_label, queue_facets
 from ui.app_state import app_sessions, current_principal
 
 sessions, principal = app_sessions(), current_principal()
@@ -21,9 +21,12 @@ if not runs:
 
 left, right = st.columns(2)
 run = left.selectbox("Run", runs, key="overview_run")
-viewer = right.text_input("Verdicts of", value=annotator, key="overview_viewer",
-                          help="Whose verdicts are counted (imported verdicts are under the name given at import)",
-                          disabled=not principal.sees_everyone)
+with sessions() as session:
+    choices = annotator_choices(session, [run], actor=principal)
+viewer = right.selectbox("Verdicts of", choices, format_func=annotator_label, key="overview_viewer",
+                         help="Whose verdicts are counted: everyone's (a record is reviewed when anyone judged it, "
+                              "by its latest verdict) or one annotator's (imported verdicts are under the name "
+                              "given at import)", disabled=not principal.sees_everyone)
 with sessions() as session:
     counts = status_counts(session, [run], viewer, actor=principal)
 
@@ -38,11 +41,10 @@ metrics[2].metric("Accepted", f"{accepted / reviewed:.0%}" if reviewed else "–
 colours = alt.Scale(domain=COUNT_COLUMNS, range=["#ced4da", "#2f9e44", "#f59f00", "#e03131"])
 per_question = by(counts, "question")
 st.subheader("Per question")
-chart_data = counts.groupby(["question_id", "question", "status"], dropna=False, as_index=False)["records"].sum()
-chart_data["label"] = chart_data["question_id"].fillna(chart_data["question"].str.slice(0, 40))
+chart_data, labels = question_chart(counts)
 st.altair_chart(
     alt.Chart(chart_data).mark_bar().encode(
-        y=alt.Y("label:N", title=None, sort=None), x=alt.X("sum(records):Q", title="records"),
+        y=alt.Y("label:N", title=None, sort=labels), x=alt.X("sum(records):Q", title="records"),
         color=alt.Color("status:N", scale=colours), tooltip=["question", "status", "records"],
     ),
     width="stretch",
@@ -68,7 +70,7 @@ long = comparison.melt(id_vars="question", value_vars=[f"acceptance ({run})", f"
                        var_name="run", value_name="acceptance").dropna()
 st.altair_chart(
     alt.Chart(long).mark_bar().encode(
-        y=alt.Y("question:N", title=None, axis=alt.Axis(labelLimit=320)), x=alt.X("acceptance:Q", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("question:N", title=None, axis=alt.Axis(labelLimit=320), sort=list(comparison["question"])), x=alt.X("acceptance:Q", scale=alt.Scale(domain=[0, 1])),
         color="run:N", yOffset="run:N", tooltip=["question", "run", "acceptance"],
     ),
     width="stretch",

@@ -11,7 +11,7 @@ from review.agreement import progress_report
 from review.assignment import assign_run, assigned_counts
 from review.errors import ReviewError
 from review.models import VERDICTS
-from review.queue import queue_facets
+from review.queue import natural_key, queue_facets
 from review.users import list_users
 from ui.app_state import app_sessions, current_principal
 from ui.text_safety import md
@@ -37,7 +37,7 @@ table = pd.DataFrame(
     [{"annotator": name, "done": figures["done"], "assigned": figures["assigned"],
       "percent": figures["done"] / figures["assigned"] if figures["assigned"] else None,
       "median seconds": figures["median_seconds"], **figures["verdicts"]}
-     for name, figures in report["annotators"].items()],
+     for name, figures in sorted(report["annotators"].items(), key=lambda item: natural_key(item[0]))],
     columns=["annotator", "done", "assigned", "percent", "median seconds", *VERDICTS])
 if table.empty:
     st.info("Nobody has judged or been assigned a record of this run yet.")
@@ -50,14 +50,14 @@ else:
     counts = table.melt(id_vars="annotator", value_vars=["assigned", "done"], var_name="records", value_name="n")
     left.altair_chart(
         alt.Chart(counts, title="Done of assigned").mark_bar().encode(
-            y=alt.Y("annotator:N", title=None), x=alt.X("n:Q", title="records"), color=alt.Color("records:N"),
+            y=alt.Y("annotator:N", title=None, sort=list(table["annotator"])), x=alt.X("n:Q", title="records"), color=alt.Color("records:N"),
             yOffset="records:N", tooltip=["annotator", "records", "n"]),
         width="stretch",
     )
     mix = table.melt(id_vars="annotator", value_vars=list(VERDICTS), var_name="verdict", value_name="n")
     right.altair_chart(
         alt.Chart(mix, title="Verdict mix").mark_bar().encode(
-            y=alt.Y("annotator:N", title=None), x=alt.X("n:Q", title="verdicts"),
+            y=alt.Y("annotator:N", title=None, sort=list(table["annotator"])), x=alt.X("n:Q", title="verdicts"),
             color=alt.Color("verdict:N", scale=alt.Scale(domain=list(VERDICTS),
                                                          range=["#2f9e44", "#f59f00", "#e03131"])),
             tooltip=["annotator", "verdict", "n"]),
@@ -67,7 +67,8 @@ else:
 agreement = report["agreement"]
 if agreement is not None:
     st.subheader("Agreement")
-    pairs = pd.DataFrame(agreement["pairs"], columns=["a", "b", "n", "percent_agreement", "cohen_kappa"])
+    pairs = pd.DataFrame(sorted(agreement["pairs"], key=lambda pair: (natural_key(pair["a"]), natural_key(pair["b"]))),
+                         columns=["a", "b", "n", "percent_agreement", "cohen_kappa"])
     st.dataframe(pairs.rename(columns={"percent_agreement": "agreement", "cohen_kappa": "Cohen's kappa"}),
                  hide_index=True, width="stretch",
                  column_config={"agreement": st.column_config.NumberColumn(format="percent")})

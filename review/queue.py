@@ -1,7 +1,9 @@
 """The review queue: which records to work through, in which order, as SQL over the records table.
 
 A record's status is the verdict of one annotator (the one looking at the queue, by default): "next
-unreviewed" means unreviewed by me. Filters and sorts run in the database on indexed columns, and a queue is
+unreviewed" means unreviewed by me. Reviewers may also look through everyone's verdicts (`EVERYONE`): a record
+then counts as reviewed when anyone has judged it, and its status is its most recent verdict (the annotation
+saved last; on a tie, the one created last). Filters and sorts run in the database on indexed columns, and a queue is
 read as a list of ids (plus each one's status), so paging through 100k records does not reload records.
 
 Text search looks in the question, the answer and the text of each stored passage (not in the passages' JSON
@@ -10,6 +12,7 @@ keys or metadata: searching "text" does not match every record), case-insensitiv
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import Boolean, Select, Text, and_, case, cast, func, literal, or_, select
@@ -21,6 +24,9 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from review.access import Principal, readable_records, require_viewing_as
 from review.models import Annotation, Record, Run
 
+# The annotator value meaning "everyone's verdicts". Stored annotator names are stripped of surrounding spaces,
+# so this value, with its leading space, names nobody.
+EVERYONE = " everyone"
 STATUSES = {"unreviewed": None, "accepted": "accept", "corrected": "correct", "rejected": "reject"}
 SUPPORT_FILTERS = {
     "any": "any support",
@@ -53,6 +59,34 @@ class QueueFilter:
     sort: str = "newest"
 
 
+def natural_key(value: object) -> tuple:
+    """A sort key ordering the numbers inside texts by value, case-insensitively: Q1, Q2, … Q10 (not Q1, Q10,
+    Q2), annotator2 before annotator10; None after everything."""
+    if value is None:
+        return (1,)
+    parts = [part for part in re.split(r"(\d+)", str(value)) if part]
+    return (0, *((0, int(part), part) if part.isdigit() else (1, part.casefold(), part) for part in parts))
+
+
+def annotator_label(annotator: str) -> str:
+    """How an annotator choice reads in a selector ("everyone" for EVERYONE)."""
+    return "everyone" if annotator == EVERYONE else annotator
+
+
+def judged_by(annotator: str):
+    """(verdicts, join condition): the annotations that decide each record's status, to outer-join to records
+    (columns id, record_id, verdict): `annotator`'s, or with EVERYONE each record's most recent annotation."""
+    table = Annotation.__table__
+    if annotator != EVERYONE:
+        mine = table.alias("mine")
+        return mine, and_(mine.c.record_id == Record.id, mine.c.annotator == annotator)
+    newest_first = func.row_number().over(partition_by=table.c.record_id,
+                                          order_by=(table.c.updated_at.desc(), table.c.id.desc()))
+    ranked = select(table.c.id, table.c.record_id, table.c.verdict, newest_first.label("rank")).subquery("ranked")
+    latest = select(ranked.c.id, ranked.c.record_id, ranked.c.verdict).where(ranked.c.rank == 1).subquery("mine")
+    return latest, latest.c.record_id == Record.id
+
+
 def status_column(annotation):
     verdict_to_status = {verdict: status for status, verdict in STATUSES.items() if verdict}
     return case(*((annotation.c.verdict == v, literal(s)) for v, s in verdict_to_status.items()), else_=literal("unreviewed"))
@@ -60,12 +94,13 @@ def status_column(annotation):
 
 def queue_query(flt: QueueFilter, actor: Principal) -> Select:
     """SELECT record id, status for the filter, in the filter's order: an annotator's queue holds the records
-    assigned to them (and those they asked), reviewers' and admins' every record."""
+    assigned to them (and those they asked), reviewers' and admins' every record. The status is by
+    `flt.annotator`'s verdicts, or everyone's (EVERYONE: the latest verdict of anyone)."""
     require_viewing_as(actor, flt.annotator)
-    mine = Annotation.__table__.alias("mine")
+    mine, joined = judged_by(flt.annotator)
     query = (
         select(Record.id, status_column(mine).label("status"))
-        .outerjoin(mine, and_(mine.c.record_id == Record.id, mine.c.annotator == flt.annotator))
+        .outerjoin(mine, joined)
         .where(*readable_records(actor))
     )
     if flt.runs:
@@ -174,13 +209,29 @@ def next_unreviewed(entries: list[tuple[str, str]], after: int) -> int | None:
 
 @dataclass(frozen=True)
 class QueueFacets:
-    """The values the queue's filters offer."""
+    """The values the queue's filters offer. `questions` are question texts in the natural order of their ids
+    (Q1, Q2, … Q10), those without an id after them; `annotators` are whose verdicts a status may be judged by
+    (see `annotator_choices`), the default first."""
 
     runs: list[str]
     questions: list[str]
     doc_ids: list[str]
     generators: list[str]
     unanalysed: int
+    annotators: list[str]
+
+
+def annotator_choices(session: Session, runs: tuple[str, ...] | list[str] = (), *, actor: Principal) -> list[str]:
+    """Whose verdicts statuses and counts can be judged by: for reviewers and admins EVERYONE first (the
+    default), then themselves and everyone with a verdict in the runs (all runs when none are given), in natural
+    order; for an annotator only themselves (blind review)."""
+    if not actor.sees_everyone:
+        return [actor.name]
+    query = select(Annotation.annotator).distinct()
+    if runs:
+        query = query.join(Record, Record.id == Annotation.record_id).where(Record.run.in_(tuple(runs)))
+    names = set(session.scalars(query)) | {actor.name}
+    return [EVERYONE, *sorted(names, key=natural_key)]
 
 
 def queue_facets(session: Session, runs: tuple[str, ...] = (), *, actor: Principal) -> QueueFacets:
@@ -197,8 +248,15 @@ def queue_facets(session: Session, runs: tuple[str, ...] = (), *, actor: Princip
     unanalysed = select(func.count()).select_from(Record).where(Record.support.is_(None), *readable)
     if runs:
         unanalysed = unanalysed.where(Record.run.in_(runs))
+    questions = select(Record.question, func.min(Record.question_id)).where(
+        Record.question.is_not(None), Record.question != "", *readable).group_by(Record.question)
+    if runs:
+        questions = questions.where(Record.run.in_(runs))
+    ordered = sorted(session.execute(questions).all(), key=lambda row: (natural_key(row[1]), natural_key(row[0])))
     return QueueFacets(
-        runs=sorted((set(session.scalars(select(Run.name))) if actor.sees_everyone else set()) | set(distinct(Record.run))),
-        questions=distinct(Record.question), doc_ids=distinct(Record.doc_id),
+        runs=sorted((set(session.scalars(select(Run.name))) if actor.sees_everyone else set()) | set(distinct(Record.run)),
+                    key=natural_key),
+        questions=[question for question, _ in ordered], doc_ids=sorted(distinct(Record.doc_id), key=natural_key),
         generators=distinct(Record.generator_model), unanalysed=session.scalar(unanalysed),
+        annotators=annotator_choices(session, runs, actor=actor),
     )
