@@ -36,7 +36,7 @@ def answer_from_passages(
     exactly as given; with `with_support`, the answer's support map against them.
 
     :param pipeline: the answer pipeline `choice.component` is already part of (a component belongs to one
-        pipeline; loupe.qa.Asker has one for its generator); None: one is built."""
+        pipeline; loupe.qa.Asker has one for its generator); None: the one it is in, else a new one."""
     if not question or not question.strip():
         raise ValueError("the record has no question to answer again")
     if not passages:
@@ -48,7 +48,9 @@ def answer_from_passages(
         return pipeline.run(answer_inputs(current.component, question, documents, streaming_callback),
                             include_outputs_from={"prompt_builder"})
 
-    pipeline = pipeline or build_answer_pipeline(settings.prompt_template, choice.component)
+    # a component belongs to one pipeline: reuse the one it is in (the asker's, an earlier answer again's)
+    pipeline = pipeline or getattr(choice.component, "__haystack_added_to_pipeline__", None) or build_answer_pipeline(
+        settings.prompt_template, choice.component)
     used, result = answer_with_fallback(settings, choice, pipeline, run, on_fallback)
     reply = result["generator"]["replies"][0]
     answer = Answer(

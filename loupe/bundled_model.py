@@ -124,6 +124,7 @@ def prepare_gguf(settings: Settings, gguf: Path, progress: Progress | None = Non
             marker = {"format": FORMAT, "source": str(gguf), "source_name": gguf.name,
                       "source_size": gguf.stat().st_size, "decoding": DECODING, "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (partial / MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
+            os.chmod(partial, 0o755)  # mkdtemp's folder is private; the model is not
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(partial, folder)
