@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 KOMMINENI = REPO.parent / "shared" / "data" / "kommineni2024"
 DEFAULT_CACHE = REPO / "data" / "cache" / "suggester-support"  # data/ is gitignored
 LABELS = {"yes": "accept", "no": "reject"}
+_BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")
 
 
 @dataclass
@@ -79,9 +81,17 @@ def load_examples(root: Path = KOMMINENI, models: list[str] | None = None) -> li
                 examples.append(Example(
                     id=f"{model}/{stem}", model=model, paper=paper or stem, question_id=f"Q{number}",
                     question=record.question, answer=(row.get("CQ_Answer") or "").strip(),
-                    passages=[{"text": passage["text"]} for passage in record.passages], verdict=label,
+                    passages=[{"text": text} for text in paragraphs(record.passages)], verdict=label,
                 ))
     return examples
+
+
+def paragraphs(passages: list[dict[str, Any]]) -> list[str]:
+    """The blank-line paragraphs of a prompt record's passages, in order: the study's context split as the
+    importer split it before passages were regrouped into chunks (review.context_chunks). The suggester's
+    features do not depend on how the context is cut into passages (no passage counts or positions), so the
+    support maps cached for these paragraphs serve."""
+    return [part for passage in passages for part in _BLANK_LINES.split(passage["text"].strip("\n")) if part.strip()]
 
 
 def support_key(settings: Settings, answer: str, passages: list[str]) -> str:

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-# bench/ is not an installed package: run as `python bench/<script>.py`, its folder is sys.path[0]
 from bench.suggester_data import DEFAULT_CACHE, KOMMINENI, REPO, Example, attach_support, load_examples
 from configuration.settings import load_settings
 from loupe.suggester_training import (
@@ -44,7 +43,7 @@ from loupe.suggester_training import (
     model_name,
     table_hash,
 )
-from loupe.suggestion import FEATURES, SHIPPED_MODEL, feature_vector, features
+from loupe.suggestion import FEATURES, MODEL_FEATURES, SHIPPED_MODEL, feature_vector, features
 
 # The issue's "handful of the support map's own numbers", as a baseline.
 BASELINE = ("log_sentences", "log_supported", "abstention_share", "opens_with_abstention", "best_score",
@@ -61,12 +60,15 @@ def training_rows(examples: list[Example]) -> list[dict[str, Any]]:
     return rows
 
 
-def summarise(rows: list[dict[str, Any]], p_accept: np.ndarray) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], p_accept: np.ndarray, thresholds: np.ndarray | float = 0.5,
+              ) -> dict[str, Any]:
     y = np.array([row["verdict"] == "accept" for row in rows], dtype=int)
     models = np.array([row["model"] for row in rows])
-    result = {"pooled": figures(y, p_accept)}
+    thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), p_accept.shape)
+    result = {"pooled": figures(y, p_accept, thresholds)}
     for model in sorted(set(models.tolist())):
-        result[model] = figures(y[models == model], p_accept[models == model])
+        chosen = models == model
+        result[model] = figures(y[chosen], p_accept[chosen], thresholds[chosen])
     return result
 
 
@@ -86,8 +88,8 @@ def table(name: str, result: dict[str, Any]) -> str:
     lines = [f"{name}", f"  {'answers of':<22} {'n':>5} {'accept':>6} {'kappa':>6} {'acc':>6} {'AUC':>6} "
              f"{'Brier':>6} {'ECE':>6}"]
     for key, value in result.items():
-        lines.append(f"  {key:<22} {value['n']:>5} {value['accepted']:>6} {value['cohen_kappa']:>6} "
-                     f"{value['accuracy']:>6} {value['auc']:>6} {value['brier']:>6} {value['ece']:>6}")
+        cells = [str(value[name]) for name in ("n", "accepted", "cohen_kappa", "accuracy", "auc", "brier", "ece")]
+        lines.append(f"  {key:<22} {cells[0]:>5} {cells[1]:>6} " + " ".join(f"{cell:>6}" for cell in cells[2:]))
     return "\n".join(lines)
 
 
@@ -111,19 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     examples = load_examples(args.data)
     attach_support(examples, settings, cache=args.cache)
     rows = training_rows(examples)
-    matrix = np.array([feature_vector(row) for row in rows])
+    matrix = np.array([feature_vector(row, MODEL_FEATURES) for row in rows])
     y = np.array([row["verdict"] == "accept" for row in rows], dtype=int)
     groups = [row["paper"] for row in rows]
 
     print(f"{len(rows)} answers, {int(y.sum())} accepted, {len(set(groups))} papers; "
           f"GroupKFold({args.folds}) by paper", file=sys.stderr)
-    p_accept, _ = grouped_cross_validation(matrix, y, groups, c=args.c, folds=args.folds)
-    results: dict[str, Any] = {"suggester": summarise(rows, p_accept)}
+    p_accept, thresholds = grouped_cross_validation(matrix, y, groups, c=args.c, folds=args.folds)
+    results: dict[str, Any] = {"suggester": summarise(rows, p_accept, thresholds)}
     if args.compare:
-        columns = [FEATURES.index(name) for name in BASELINE]
-        baseline, _ = grouped_cross_validation(matrix[:, columns], y, groups, c=args.c, folds=args.folds,
-                                               feature_names=BASELINE)
-        results["baseline_features"] = summarise(rows, baseline)
+        columns = [MODEL_FEATURES.index(name) for name in BASELINE]
+        baseline, cuts = grouped_cross_validation(matrix[:, columns], y, groups, c=args.c, folds=args.folds,
+                                                  feature_names=BASELINE)
+        results["baseline_features"] = summarise(rows, baseline, cuts)
         results["gradient_boosting"] = summarise(rows, gradient_boosting_cv(matrix, y, groups, args.folds))
 
     digest = table_hash(rows)
@@ -143,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             "trained_at": datetime.now(UTC).date().isoformat(),
             "script": "bench/train_suggester.py",
         },
-        "cross_validation": {"method": f"GroupKFold({args.folds}) by paper, model and calibration refitted per "
-                                       "fold, threshold 0.5", **results["suggester"]},
+        "cross_validation": {"method": f"GroupKFold({args.folds}) by paper; scaler, regression, calibration and "
+                                       "threshold refitted on the other papers for each fold",
+                             "thresholds": sorted(set(np.round(thresholds, 2).tolist())), **results["suggester"]},
     }
     if not args.no_write:
         args.out.parent.mkdir(parents=True, exist_ok=True)

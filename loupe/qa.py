@@ -13,6 +13,7 @@ from configuration.model_paths import apply_offline_mode
 from configuration.settings import RETRIEVAL_MODES, Settings
 from loupe.generators import GeneratorChoice, answer_with_fallback, choose_generator
 from loupe.stores import StoreBundle, build_retrievers, refresh
+from loupe.suggestion import suggestion_or_none
 from loupe.support import analyze_support
 from pipelines.answer import answer_inputs, build_answer_pipeline
 from pipelines.retrieval import build_retrieval_pipeline, retrieval_inputs
@@ -35,6 +36,7 @@ class Answer:
     doc_ids: list[str]
     timings: dict[str, float] = field(default_factory=dict)
     support: dict[str, Any] | None = None  # the support map (components.support_aligner), when asked for
+    suggestion: dict[str, Any] | None = None  # the suggested verdict (loupe.suggestion), with the support map
 
     def to_json(self) -> dict[str, Any]:
         """The `ask --json` object."""
@@ -46,7 +48,8 @@ class Answer:
             "scope": self.doc_ids,
             "passages": self.passages,
             "timings": self.timings,
-        } | ({"support": self.support} if self.support is not None else {})
+        } | ({"support": self.support} if self.support is not None else {}) | (
+            {"suggestion": self.suggestion} if self.suggestion is not None else {})
 
 
 def passage_record(document: Document) -> dict[str, Any]:
@@ -112,7 +115,8 @@ class Asker:
         with_support: bool = False,
     ) -> Answer:
         """Retrieve, then answer (see loupe.generators.answer_with_fallback for a generator failing now), then,
-        with `with_support`, map which passages support each sentence of the answer."""
+        with `with_support`, map which passages support each sentence of the answer and suggest a verdict
+        (loupe.suggestion; a model file that cannot be read leaves the suggestion out and logs why)."""
         started = time.perf_counter()
         documents = self.retrieve(question, doc_ids, mode, top_k)
         retrieved = time.perf_counter()
@@ -139,6 +143,8 @@ class Asker:
         )
         if with_support:
             answer.support = analyze_support(self.settings, answer.answer, [p["text"] or "" for p in answer.passages])
+            answer.suggestion = suggestion_or_none(self.settings, answer.support, answer.passages, answer.answer,
+                                                   answer.question)
         return answer
 
 

@@ -87,6 +87,38 @@ def krippendorff_alpha(table: pd.DataFrame) -> dict[str, Any]:
     return {"value": value, "n": int(len(wide))}
 
 
+def suggestion_table(session: Session, run: str) -> pd.DataFrame:
+    """One row per record of the run that has a suggested verdict: the suggestion and the model behind it."""
+    query = select(Record.id, Record.suggestion).where(Record.run == run, Record.suggestion.is_not(None))
+    rows = [(record_id, suggestion.get("verdict"), suggestion.get("model"))
+            for record_id, suggestion in session.execute(query).all() if isinstance(suggestion, dict)]
+    return pd.DataFrame(rows, columns=["record", "suggestion", "model"])
+
+
+def suggestion_agreement(table: pd.DataFrame, suggestions: pd.DataFrame) -> list[dict[str, Any]]:
+    """The suggestion as if it were one more annotator, paired with each annotator on the records both judged:
+    n, percent agreement, Cohen's kappa (accept / reject), and the models behind those suggestions. The
+    suggestion says accept or reject only, so an annotator's "correct" counts as reject: the answer was not
+    acceptable as it stood."""
+    from sklearn.metrics import cohen_kappa_score
+
+    merged = table.merge(suggestions, on="record")
+    result = []
+    for name in sorted(set(table["annotator"])):
+        rows = merged[merged["annotator"] == name]
+        people = rows["verdict"].map(lambda verdict: "accept" if verdict == "accept" else "reject")
+        n = len(rows)
+        agree = float((people == rows["suggestion"]).mean()) if n else None
+        kappa = None
+        if n and len(set(people) | set(rows["suggestion"])) > 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                kappa = _defined(cohen_kappa_score(people, rows["suggestion"], labels=["accept", "reject"]))
+        result.append({"annotator": name, "n": n, "percent_agreement": None if agree is None else round(agree, 4),
+                       "cohen_kappa": kappa, "models": sorted(set(rows["model"].dropna()))})
+    return result
+
+
 def agreement(table: pd.DataFrame) -> dict[str, Any]:
     return {"pairs": pair_agreement(table), "fleiss_kappa": fleiss(table), "krippendorff_alpha": krippendorff_alpha(table)}
 
@@ -110,10 +142,12 @@ def annotator_progress(session: Session, run: str, table: pd.DataFrame) -> dict[
 
 def run_report(session: Session, run: str) -> dict[str, Any]:
     """The figures of `cli.py report --json`: per annotator done / assigned / median seconds / verdict mix (see
-    annotator_progress), and agreement overall and per question."""
+    annotator_progress), and agreement overall and per question, and the suggested verdict's agreement with each
+    annotator (agreement["suggestion"], see suggestion_agreement)."""
     table = verdict_table(session, run)
     result = agreement(table)
     result["per_question"] = {question: agreement(rows) for question, rows in table.groupby("question")}
+    result["suggestion"] = suggestion_agreement(table, suggestion_table(session, run))
     return {"run": run, "annotators": annotator_progress(session, run, table), "agreement": result}
 
 

@@ -1,36 +1,66 @@
 """Support analysis of stored records, deferred from import and batch runs: computed when a record is first
-shown, or for many records at once by `python cli.py analyze`."""
+shown, or for many records at once by `python cli.py analyze`. The suggested verdict (loupe.suggestion) is
+computed with it, and again whenever the model in force is another one than the record's suggestion came from."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from configuration.settings import Settings
 from loupe.progress import ProgressCallback
+from loupe.suggestion import load_suggester, model_path, suggestion_or_none
 from loupe.support import analyze_support
 from review.models import Record
-from review.records import apply_support, get_record
+from review.records import apply_suggestion, apply_support, get_record
+
+
+def current_model_name(settings: Settings) -> str | None:
+    """The name of the suggester model in force, or None when its file cannot be used."""
+    try:
+        return load_suggester(model_path(settings)).name
+    except (OSError, ValueError):
+        return None
+
+
+def needs_suggestion(record: Record, model: str | None) -> bool:
+    """Whether the record's suggestion is missing or from another model than `model` (None: no usable model)."""
+    if model is None:
+        return False
+    return record.suggestion is None or (record.suggestion or {}).get("model") != model
 
 
 def ensure_support(sessions, settings: Settings, record: Record) -> Record:
-    """The record with its support map, computed and stored now if it has none yet."""
-    if record.support is not None:
+    """The record with its support map and suggestion, computed and stored now if it has none yet (or a
+    suggestion of another model than the one in force)."""
+    model = current_model_name(settings)
+    if record.support is not None and not needs_suggestion(record, model):
         return record
-    support = analyze_support(settings, record.answer, [passage.get("text") or "" for passage in record.passages])
+    support = record.support
+    if support is None:
+        support = analyze_support(settings, record.answer, [passage.get("text") or "" for passage in record.passages])
+    suggestion = suggestion_or_none(settings, support, record.passages, record.answer, record.question)
     with sessions() as session:
         stored = get_record(session, record_id=record.id)
-        apply_support(stored, support)
+        if stored.support is None:
+            apply_support(stored, support)
+        if suggestion is not None:
+            apply_suggestion(stored, suggestion)
         session.commit()
         return stored
 
 
 def analyze_pending(sessions, settings: Settings, run: str | None = None,
                     progress: ProgressCallback | None = None) -> int:
-    """Compute the support map of every record that lacks one (in `run`, if given); returns how many.
+    """Compute the support map and suggestion of every record that lacks one (in `run`, if given), and the
+    suggestion again where it came from another model; returns how many records were done.
 
     Each record is committed as it is done, so an interrupted analysis resumes where it stopped."""
+    model = current_model_name(settings)
     with sessions() as session:
-        query = select(Record.id).where(Record.support.is_(None)).order_by(Record.id)
+        lacking = [Record.support.is_(None)]
+        if model is not None:
+            lacking += [Record.suggestion.is_(None), Record.suggestion["model"].as_string() != model]
+        query = select(Record.id).where(or_(*lacking)).order_by(Record.id)
         if run is not None:
             query = query.where(Record.run == run)
         pending = list(session.scalars(query))

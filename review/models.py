@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 VERDICTS = ("accept", "correct", "reject")
@@ -51,6 +51,10 @@ class Record(Base):
     # Kept in step with `support` so that the queue filters and sorts on them in SQL.
     unsupported_count: Mapped[int | None] = mapped_column(Integer, index=True)
     abstains: Mapped[bool | None] = mapped_column(Boolean)
+    # The suggested verdict (loupe.suggestion: verdict, p_accept, reasons, model), computed with the support map,
+    # and 1 - p_accept, kept in step for the queue's "riskiest first" and its filters.
+    suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    p_reject: Mapped[float | None] = mapped_column(Float, index=True)
     source: Mapped[str | None] = mapped_column(Text)  # the imported file (and line) the record came from
     source_hash: Mapped[str | None] = mapped_column(String(64))  # of the parsed content: re-imports change nothing
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -59,7 +59,8 @@ def record_from_answer(
     question_id: str | None = None, created_by: str | None = None,
 ) -> Record:
     """Store an answered question as a record and commit it; `created_by` (who asked) may review it. The support
-    map is `support` or else the answer's own."""
+    map is `support` or else the answer's own; the answer's suggestion is kept with the answer's own map."""
+    suggestion = answer.suggestion if support is None else None
     support = support if support is not None else answer.support
     record_id = record_id or f"ask-{uuid.uuid4().hex[:12]}"
     record = Record(
@@ -82,6 +83,8 @@ def record_from_answer(
     )
     if support is not None:
         apply_support(record, support)
+    if suggestion is not None:
+        apply_suggestion(record, suggestion)
     session.add(record)
     session.commit()
     return record
@@ -117,6 +120,7 @@ def attach_passages(session: Session, *, record_id: str, passages: list[dict[str
     record.scope = record.scope or sorted({p["doc_id"] for p in passages if p.get("doc_id")})
     record.meta = {**(record.meta or {}), "passages_retrieved_later": {**how, "at": utcnow().isoformat()}}
     record.support = record.unsupported_count = record.abstains = None
+    record.suggestion = record.p_reject = None  # it was suggested from the support map without passages
     session.commit()
     return record
 
@@ -127,6 +131,13 @@ def apply_support(record: Record, support: dict[str, Any]) -> None:
     record.support = support
     record.unsupported_count = int(support.get("unsupported_count") or 0) if record.passages else None
     record.abstains = bool(support.get("abstains"))
+
+
+def apply_suggestion(record: Record, suggestion: dict[str, Any]) -> None:
+    """Set the suggested verdict (loupe.suggestion's dict, with its model's name) and the probability of
+    rejection that the queue sorts and filters on."""
+    record.suggestion = suggestion
+    record.p_reject = round(1.0 - float(suggestion["p_accept"]), 4)
 
 
 def recent_records(session: Session, *, actor: Principal, limit: int = 200) -> list[Record]:

@@ -1,0 +1,407 @@
+"""A suggested verdict for an answer, from its support map: accept or reject, the probability that a person would
+accept it, and the reasons in words. No LLM: a logistic regression with a calibrated probability over a few
+numbers of the support map, the answer and its passages (`features`), trained on human verdicts
+(bench/train_suggester.py, `cli.py train-suggester`).
+
+The model is a JSON file (`SHIPPED_MODEL`, or one trained on a team's own verdicts): the feature names, the
+standard scaler's means and scales, the coefficients and intercept, and the sigmoid calibration of the decision
+value, besides the training data's hash and the cross-validated figures. Loading it runs no code (no pickle).
+
+Usage:
+```python
+suggester = Suggester.load()  # the shipped model
+suggestion = suggester.suggest(support=record.support, passages=record.passages, answer=record.answer,
+                               question=record.question)
+# {"verdict": "reject", "p_accept": 0.14, "reasons": ["opens by saying the context lacks the answer", ...],
+#  "model": "kommineni2024-lr-1a2b3c4d"}
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.support_aligner import clean_text, content_words
+from configuration.settings import Settings
+
+MODEL_FORMAT = "loupe-suggester/1"
+SHIPPED_MODEL = Path(__file__).parent / "models" / "suggester.json"
+# A model trained on a team's own verdicts (`cli.py train-suggester`) is written here and used instead.
+LOCAL_MODEL = Path("models") / "suggester.json"  # under the data directory
+VERDICTS = ("accept", "reject")
+logger = logging.getLogger(__name__)
+
+# Words of a question that say nothing about what it asks for (besides the aligner's stopwords).
+_QUESTION_FILLER = frozenset(content_words(
+    "what which where how who whose deep learning pipeline model e.g. eg i.e. link type kind method methods "
+    "technique techniques criteria process used utilized employed applied available"
+))
+_HEDGE = re.compile(
+    r"\b(?:likely|probably|possibly|perhaps|presumably|might|may|could|can\s+be\s+inferred|it\s+is\s+possible|"
+    r"suggests?|implies|implying|assum\w*|typically|usually|generally|commonly|common\s+practices?|"
+    r"in\s+general|often|it\s+seems|appears?\s+to|would)\b",
+    re.IGNORECASE,
+)
+_APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e|regret|unfortunately)\b", re.IGNORECASE)
+_URL = re.compile(r"https?://|www\.|\b(?:github|gitlab|zenodo|figshare|dryad|bitbucket)\.\w", re.IGNORECASE)
+_NUMBER = re.compile(r"\d")
+_CONTRAST = re.compile(r"\s*(?:however|but|nevertheless|nonetheless|still|yet|that said|instead)\b", re.IGNORECASE)
+
+
+# The model's inputs, in the order of its coefficients; see `features` for what each one is.
+FEATURES: tuple[str, ...] = (
+    "empty_answer",
+    "log_words",
+    "log_sentences",
+    "abstains",
+    "opens_with_abstention",
+    "only_abstention",
+    "ends_with_abstention",
+    "abstention_share",
+    "log_supported",
+    "supported_share",
+    "unsupported_share",
+    "generic_share",
+    "supported_after_abstention",
+    "best_score",
+    "mean_score",
+    "passages_cited",
+    "cites_top_passage",
+    "question_in_answer",
+    "question_in_supported",
+    "question_in_evidence",
+    "question_in_passages",
+    "hedge_share",
+    "apology",
+    "numbers_in_supported",
+    "url_in_answer",
+    # The same numbers read differently once an answer has said that the context lacks the answer: a long
+    # answer that abstains adds what the context does say, a long one that does not abstain pads.
+    "abstaining_words",
+    "answering_words",
+    "abstaining_question_in_supported",
+    "answering_unsupported_share",
+    "abstaining_best_score",
+    "contrast_after_abstention",
+)
+# What the trained models use: every feature but the passage counts and positions, which depend on how a context
+# was cut into passages (paragraphs, chunks) rather than on the answer. They still shape the reasons.
+MODEL_FEATURES: tuple[str, ...] = tuple(name for name in FEATURES if name not in ("passages_cited", "cites_top_passage"))
+
+
+@dataclass
+class SupportFacts:
+    """What the reasons are written from: counts and passages of one answer's support map."""
+
+    sentences: int
+    abstentions: int
+    claims: int  # sentences that are not abstentions
+    supported: int
+    unsupported: int
+    generic: int
+    opens_with_abstention: bool
+    cited: list[int]  # passages (numbered from 0) cited by supported claims, most cited first
+    best_score: float
+    min_score: float | None  # the aligner's threshold, when the map says
+
+
+def _sentences(support: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return list((support or {}).get("sentences") or [])
+
+
+def support_facts(support: dict[str, Any] | None) -> SupportFacts:
+    """The counts of a support map in its stored dict form (`SupportMap.to_dict()`)."""
+    sentences = _sentences(support)
+    claims = [s for s in sentences if s.get("kind") != "abstention"]
+    supported = [s for s in claims if s.get("supported")]
+    counts: dict[int, int] = {}
+    for sentence in supported:
+        for passage in {item["passage"] for item in sentence.get("evidence") or []}:
+            counts[passage] = counts.get(passage, 0) + 1
+    thresholds = (support or {}).get("thresholds") or {}
+    return SupportFacts(
+        sentences=len(sentences), abstentions=len(sentences) - len(claims), claims=len(claims),
+        supported=len(supported), unsupported=sum(1 for s in sentences if not s.get("supported")),
+        generic=sum(1 for s in claims if s.get("kind") == "generic"),
+        opens_with_abstention=bool(sentences) and sentences[0].get("kind") == "abstention",
+        cited=sorted(counts, key=lambda passage: (-counts[passage], passage)),
+        best_score=max((float(s.get("score") or 0.0) for s in claims), default=0.0),
+        min_score=thresholds.get("min_score"),
+    )
+
+
+def _share(part: frozenset[str], whole: frozenset[str]) -> float:
+    return len(part & whole) / len(whole) if whole else 0.0
+
+
+def question_words(question: str | None) -> frozenset[str]:
+    """The content words of a question, without those that every question of a set shares ("deep learning")."""
+    return content_words(clean_text(question or "")) - _QUESTION_FILLER
+
+
+def features(support: dict[str, Any] | None, passages: list[dict[str, Any]] | None, answer: str | None,
+             question: str | None = None) -> dict[str, float]:
+    """The suggester's inputs for one answer (every name of `FEATURES`, as floats).
+
+    :param support: the support map in its stored dict form (record.support, `analyze_support`'s return);
+        None or empty for an answer without one (every support figure is then 0).
+    :param passages: the record's passages ({"text", ...}); only their texts are read.
+    :param answer: the answer text. :param question: the question, for the overlap features.
+    """
+    sentences = _sentences(support)
+    facts = support_facts(support)
+    answer = answer or ""
+    claims = [s for s in sentences if s.get("kind") != "abstention"]
+    supported = [s for s in claims if s.get("supported")]
+    first_abstention = next((i for i, s in enumerate(sentences) if s.get("kind") == "abstention"), None)
+    scores = [float(s.get("score") or 0.0) for s in claims]
+    asked = question_words(question)
+    answer_words = content_words(clean_text(answer))
+    supported_words = frozenset().union(*(content_words(clean_text(s.get("text") or "")) for s in supported))
+    evidence_words = frozenset().union(*(content_words(clean_text(item.get("text") or ""))
+                                         for s in supported for item in s.get("evidence") or []))
+    passage_words = frozenset().union(*(content_words(clean_text(p.get("text") or "")) for p in passages or []))
+    claim_count = max(facts.claims, 1)
+    values = {
+        "empty_answer": float(not answer.strip()),
+        "log_words": math.log1p(len(answer.split())),
+        "log_sentences": math.log1p(facts.sentences),
+        "abstains": float(facts.abstentions > 0),
+        "opens_with_abstention": float(facts.opens_with_abstention),
+        "only_abstention": float(facts.abstentions > 0 and facts.claims == 0),
+        "ends_with_abstention": float(facts.sentences > 1 and sentences[-1].get("kind") == "abstention"),
+        "abstention_share": facts.abstentions / facts.sentences if facts.sentences else 0.0,
+        "log_supported": math.log1p(facts.supported),
+        "supported_share": facts.supported / claim_count,
+        "unsupported_share": facts.unsupported / claim_count,
+        "generic_share": facts.generic / claim_count,
+        "supported_after_abstention": math.log1p(sum(
+            1 for s in sentences[(first_abstention if first_abstention is not None else len(sentences)) + 1:]
+            if s.get("kind") != "abstention" and s.get("supported"))),
+        "best_score": facts.best_score,
+        "mean_score": sum(scores) / len(scores) if scores else 0.0,
+        "passages_cited": float(len(facts.cited)),
+        "cites_top_passage": float(0 in facts.cited),
+        "question_in_answer": _share(answer_words, asked),
+        "question_in_supported": _share(supported_words, asked),
+        "question_in_evidence": _share(evidence_words, asked),
+        "question_in_passages": _share(passage_words, asked),
+        "hedge_share": sum(1 for s in claims if _HEDGE.search(s.get("text") or "")) / claim_count,
+        "apology": float(bool(_APOLOGY.search(answer))),
+        "numbers_in_supported": float(any(_NUMBER.search(s.get("text") or "") for s in supported)),
+        "url_in_answer": float(bool(_URL.search(answer))),
+    }
+    values["contrast_after_abstention"] = float(any(
+        _CONTRAST.match(s.get("text") or "") and s.get("supported") and s.get("kind") != "abstention"
+        for s in sentences[(first_abstention if first_abstention is not None else len(sentences)) + 1:]))
+    abstaining = values["abstains"]
+    values["abstaining_words"] = abstaining * values["log_words"]
+    values["answering_words"] = (1.0 - abstaining) * values["log_words"]
+    values["abstaining_question_in_supported"] = abstaining * values["question_in_supported"]
+    values["answering_unsupported_share"] = (1.0 - abstaining) * values["unsupported_share"]
+    values["abstaining_best_score"] = abstaining * values["best_score"]
+    return values
+
+
+def feature_vector(values: dict[str, float], names: tuple[str, ...] | list[str] = FEATURES) -> np.ndarray:
+    """The values in the order of `names` (a model's own feature list)."""
+    return np.array([float(values[name]) for name in names], dtype=np.float64)
+
+
+class ModelFileError(ValueError):
+    """A suggester model file that cannot be used; the message says why."""
+
+
+def _passage_list(passages: list[int]) -> str:
+    numbers = [str(p + 1) for p in sorted(passages)]
+    if len(numbers) == 1:
+        return f"passage {numbers[0]}"
+    return "passages " + ", ".join(numbers[:-1]) + " and " + numbers[-1]
+
+
+# Which features each reason speaks for; a reason is given when its features pushed towards the verdict.
+_REASON_FEATURES: dict[str, tuple[str, ...]] = {
+    "empty": ("empty_answer",),
+    "abstention": ("abstains", "opens_with_abstention", "only_abstention", "ends_with_abstention",
+                   "abstention_share", "apology"),
+    "unsupported": ("unsupported_share", "generic_share", "supported_share", "log_supported",
+                    "supported_after_abstention", "best_score", "mean_score", "numbers_in_supported",
+                    "answering_unsupported_share", "abstaining_best_score"),
+    "cited": ("passages_cited", "cites_top_passage"),
+    "question": ("question_in_answer", "question_in_supported", "question_in_evidence",
+                 "abstaining_question_in_supported"),
+    "retrieval": ("question_in_passages",),
+    "hedges": ("hedge_share",),
+    "contrast": ("contrast_after_abstention",),
+    "length": ("log_words", "log_sentences", "abstaining_words", "answering_words"),
+    "url": ("url_in_answer",),
+}
+
+
+def reasons(values: dict[str, float], facts: SupportFacts, contributions: dict[str, float], verdict: str,
+            limit: int = 3) -> list[str]:
+    """The reasons for `verdict` in words, strongest first: each reason's features' summed contribution to the
+    decision value (coefficient x scaled value; positive = towards accept) must point the verdict's way. The
+    passages that the supported sentences cite are named last whenever there are any."""
+    sign = 1.0 if verdict == "accept" else -1.0
+    words: dict[str, str] = {}
+    if values["empty_answer"]:
+        words["empty"] = "the answer is empty"
+    if facts.opens_with_abstention:
+        words["abstention"] = ("only says that the context lacks the answer" if not facts.claims
+                               else "opens by saying the context lacks the answer")
+    elif facts.abstentions:
+        words["abstention"] = "says the context lacks part of the answer"
+    elif verdict == "accept":
+        words["abstention"] = "answers without saying that the context lacks anything"
+    if facts.claims:
+        if facts.unsupported:
+            words["unsupported"] = f"{facts.unsupported} of {facts.claims} sentences unsupported"
+            if facts.generic:
+                words["unsupported"] += f" ({facts.generic} from outside knowledge)"
+        else:
+            words["unsupported"] = ("every sentence supported by the passages" if facts.claims > 1
+                                    else "its sentence is supported by the passages")
+    if facts.cited:
+        only = " only" if len(facts.cited) == 1 else ""
+        words["cited"] = f"supported sentences cite {_passage_list(facts.cited)}{only}"
+    elif facts.claims and not values["empty_answer"]:
+        words["cited"] = "no sentence is supported by a passage"
+    if values["question_in_supported"] >= 0.5:
+        words["question"] = "supported sentences use the question's own terms"
+    elif values["question_in_answer"] < 0.25:
+        words["question"] = "the answer hardly uses the question's terms"
+    if values["question_in_passages"] < 0.25:
+        words["retrieval"] = "the passages hardly use the question's terms"
+    if values["contrast_after_abstention"]:
+        words["contrast"] = "after the abstention, goes on with what the passages do say"
+    if values["hedge_share"] >= 0.3:
+        words["hedges"] = "hedges (\"likely\", \"may\", \"typically\")"
+    if values["log_words"] < math.log1p(12) and not values["empty_answer"]:
+        words["length"] = "a very short answer"
+    elif values["log_words"] > math.log1p(200):
+        words["length"] = "a long answer"
+    if values["url_in_answer"]:
+        words["url"] = "gives a link"
+    strength = {key: sign * sum(contributions.get(name, 0.0) for name in _REASON_FEATURES[key]) for key in words}
+    weighed = [key for key in words if key != "cited"]
+    ranked = sorted((key for key in weighed if strength[key] > 0), key=lambda key: -strength[key])
+    if not ranked and weighed:  # nothing pushed this way on its own: the strongest description there is
+        ranked = sorted(weighed, key=lambda key: -strength[key])[:1]
+    ranked = ranked[: limit - 1] if "cited" in words else ranked[:limit]
+    if "cited" in words:  # which passages carry the answer: said whenever it is known (the models do not weigh it)
+        ranked.append("cited")
+    return [words[key] for key in ranked]
+
+
+@dataclass(frozen=True)
+class Suggester:
+    """A trained suggester model (its JSON form, see the module docstring), ready to score answers."""
+
+    name: str
+    feature_names: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coefficients: np.ndarray
+    intercept: float
+    calibration: tuple[float, float]  # (a, b): p_accept = 1 / (1 + exp(a * decision + b)), sklearn's sigmoid
+    threshold: float = 0.5
+    data: dict[str, Any] | None = None  # the whole file: training data hash, cross-validated figures
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Suggester:
+        """:raises ModelFileError: not a suggester model, or its features are not ones this version computes."""
+        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+            raise ModelFileError(f"not a suggester model (format {MODEL_FORMAT!r} expected)")
+        try:
+            names = tuple(data["features"])
+            unknown = [name for name in names if name not in FEATURES]
+            if unknown:
+                raise ModelFileError(f"the model uses features this version does not compute: {', '.join(unknown)}")
+            arrays = [np.asarray(data[key], dtype=np.float64) for key in ("mean", "scale", "coefficients")]
+            if any(array.shape != (len(names),) for array in arrays):
+                raise ModelFileError("the model's means, scales and coefficients must have one value per feature")
+            calibration = data["calibration"]
+            return cls(name=str(data["name"]), feature_names=names, mean=arrays[0], scale=arrays[1],
+                       coefficients=arrays[2], intercept=float(data["intercept"]),
+                       calibration=(float(calibration["a"]), float(calibration["b"])),
+                       threshold=float(data.get("threshold", 0.5)), data=data)
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, ModelFileError):
+                raise
+            raise ModelFileError(f"the model file is incomplete or malformed: {error!r}") from None
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Suggester:
+        """The model in `path` (default: the shipped one). :raises OSError: :raises ModelFileError:"""
+        path = Path(path) if path is not None else SHIPPED_MODEL
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ModelFileError(f"{path} is not JSON: {error}") from None
+        return cls.from_dict(data)
+
+    def decision(self, matrix: np.ndarray) -> np.ndarray:
+        """The linear decision values of rows of feature values (in `feature_names` order)."""
+        return ((matrix - self.mean) / self.scale) @ self.coefficients + self.intercept
+
+    def probability(self, matrix: np.ndarray) -> np.ndarray:
+        """The calibrated probability of "accept" for rows of feature values."""
+        a, b = self.calibration
+        return 1.0 / (1.0 + np.exp(a * self.decision(matrix) + b))
+
+    def suggest(self, support: dict[str, Any] | None, passages: list[dict[str, Any]] | None, answer: str | None,
+                question: str | None = None) -> dict[str, Any]:
+        """{"verdict": "accept" | "reject", "p_accept": float (4 places), "reasons": [str], "model": name}."""
+        values = features(support, passages, answer, question)
+        vector = feature_vector(values, self.feature_names)
+        p_accept = float(self.probability(vector[None, :])[0])
+        verdict = "accept" if p_accept >= self.threshold else "reject"
+        scaled = (vector - self.mean) / self.scale
+        contributions = dict(zip(self.feature_names, (scaled * self.coefficients).tolist()))
+        return {"verdict": verdict, "p_accept": round(p_accept, 4),
+                "reasons": reasons(values, support_facts(support), contributions, verdict), "model": self.name}
+
+
+def model_path(settings: Settings) -> Path:
+    """The model in force: `<data dir>/models/suggester.json` when one was trained there, else the shipped one."""
+    local = settings.data_dir / LOCAL_MODEL
+    return local if local.exists() else SHIPPED_MODEL
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str, mtime_ns: int) -> Suggester:
+    return Suggester.load(path)
+
+
+def load_suggester(path: Path | str | None = None) -> Suggester:
+    """`Suggester.load`, kept once per file and version of it (a retrained file is read again)."""
+    path = Path(path) if path is not None else SHIPPED_MODEL
+    return _cached(str(path), path.stat().st_mtime_ns)
+
+
+def suggest(support: dict[str, Any] | None, passages: list[dict[str, Any]] | None, answer: str | None,
+            question: str | None = None, model_path: Path | str | None = None) -> dict[str, Any]:
+    """The suggestion of the model in `model_path` (default: the shipped one) for one answer."""
+    return load_suggester(model_path).suggest(support, passages, answer, question)
+
+
+def suggestion_or_none(settings: Settings, support: dict[str, Any] | None, passages: list[dict[str, Any]] | None,
+                       answer: str | None, question: str | None = None) -> dict[str, Any] | None:
+    """The suggestion of the model in force (`model_path`), or None, logged, when its file cannot be read: a
+    broken retrained model must not stop answers from being shown and reviewed."""
+    path = model_path(settings)
+    try:
+        return suggest(support, passages, answer, question, model_path=path)
+    except (OSError, ModelFileError) as error:
+        logger.warning("no verdict suggestion: the model %s cannot be used: %s", path, error)
+        return None
