@@ -264,7 +264,9 @@ def reasons(values: dict[str, float], facts: SupportFacts, contributions: dict[s
     elif verdict == "accept":
         words["abstention"] = "answers without saying that the context lacks anything"
     if facts.claims:
-        if facts.unsupported:
+        if facts.unsupported and facts.claims == 1:
+            words["unsupported"] = "its one sentence is unsupported"
+        elif facts.unsupported:
             words["unsupported"] = f"{facts.unsupported} of {facts.claims} sentences unsupported"
             if facts.generic:
                 words["unsupported"] += f" ({facts.generic} from outside knowledge)"
@@ -273,7 +275,8 @@ def reasons(values: dict[str, float], facts: SupportFacts, contributions: dict[s
                                     else "its sentence is supported by the passages")
     if facts.cited:
         only = " only" if len(facts.cited) == 1 else ""
-        words["cited"] = f"supported sentences cite {_passage_list(facts.cited)}{only}"
+        subject = "supported sentences cite" if facts.supported > 1 else "the supported sentence cites"
+        words["cited"] = f"{subject} {_passage_list(facts.cited)}{only}"
     elif facts.claims and not values["empty_answer"]:
         words["cited"] = "no sentence is supported by a passage"
     if values["question_in_supported"] >= 0.5:
@@ -405,3 +408,16 @@ def suggestion_or_none(settings: Settings, support: dict[str, Any] | None, passa
     except (OSError, ModelFileError) as error:
         logger.warning("no verdict suggestion: the model %s cannot be used: %s", path, error)
         return None
+
+
+def export_suggestion(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A record's `suggestion` as exports carry it: {"verdict": "accept" | "reject", "p_accept": number,
+    "reasons": [str], "model": str}, or None for a record not analysed (or holding no well-formed suggestion)."""
+    if not isinstance(stored, dict) or stored.get("verdict") not in VERDICTS:
+        return None
+    try:
+        p_accept = float(stored["p_accept"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return {"verdict": stored["verdict"], "p_accept": p_accept,
+            "reasons": [str(reason) for reason in stored.get("reasons") or []], "model": str(stored.get("model") or "")}

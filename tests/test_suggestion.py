@@ -289,3 +289,13 @@ def test_analysis_stores_the_suggestion_and_retraining_replaces_the_model(study,
 def test_feature_vector_follows_the_models_order():
     values = dict(zip(FEATURES, range(len(FEATURES)), strict=True))
     assert feature_vector(values, ["log_words", "empty_answer"]).tolist() == [1.0, 0.0]
+
+
+def test_the_export_object():
+    from loupe.suggestion import export_suggestion
+
+    stored = Suggester.load().suggest(ABSTAINING, PASSAGES, ABSTAINING_ANSWER, QUESTION)
+    assert export_suggestion(stored) == stored
+    assert export_suggestion({**stored, "extra": 1}) == stored, "only the four documented keys"
+    for missing in (None, {}, {"verdict": "maybe", "p_accept": 0.5}, {"verdict": "accept"}):
+        assert export_suggestion(missing) is None
