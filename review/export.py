@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from loupe.suggestion import export_suggestion
 from review.access import Principal, require_role
 from review.models import Adjudication, Annotation, Record
 
@@ -59,6 +60,7 @@ def record_row(record: Record, adjudication: Adjudication | None) -> dict[str, A
         "generator": {"kind": record.generator_kind, "model": record.generator_model, "note": record.generator_note},
         "passages": [{name: passage.get(name) for name in PASSAGE_FIELDS} for passage in record.passages],
         "support": (record.support or {}).get("sentences"),
+        "suggestion": export_suggestion(record.suggestion),
         "annotations": [annotation_row(annotation) for annotation in record.annotations],
         "final_verdict": adjudication.verdict if adjudication else None,
         "final_answer": adjudication.final_answer if adjudication else None,
@@ -80,6 +82,14 @@ def iter_records(session: Session, run: str | None = None, batch: int = 500) -> 
         yield record_row(record, adjudication)
 
 
+def suggestion_columns(suggestion: dict[str, Any] | None) -> dict[str, Any]:
+    """The suggestion as flat columns (CSV, Parquet): empty where the record was not analysed."""
+    suggestion = suggestion or {}
+    return {"suggestion_verdict": suggestion.get("verdict"), "suggestion_p_accept": suggestion.get("p_accept"),
+            "suggestion_reasons": "; ".join(suggestion.get("reasons") or []) or None,
+            "suggestion_model": suggestion.get("model")}
+
+
 def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """One row per annotation (one with empty annotation fields for an unannotated record); nested values as JSON."""
     for row in rows:
@@ -91,6 +101,7 @@ def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             "final_answer": row["final_answer"], "final_source": row["final_source"],
             "passages": json.dumps(row["passages"], ensure_ascii=False),
             "support": json.dumps(row["support"], ensure_ascii=False),
+            **suggestion_columns(row["suggestion"]),
         }
         for annotation in row["annotations"] or [dict.fromkeys(ANNOTATION_FIELDS)]:
             flat = dict(base)
@@ -143,4 +154,5 @@ def export_producer(sessions: Callable[[], Session], fmt: str, run: str | None =
 
 
 FLAT_COLUMNS = ["record_id", "run", "doc_id", "question_id", "question", "answer", "generator_kind", "generator_model",
-                "final_verdict", "final_answer", "final_source", "passages", "support", *ANNOTATION_FIELDS]
+                "final_verdict", "final_answer", "final_source", "passages", "support", *suggestion_columns(None),
+                *ANNOTATION_FIELDS]
