@@ -15,7 +15,7 @@ from review.models import Record
 from review.records import get_record
 from ui.answer_again import answer_again_panel
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
-from ui.review_panel import correction_diff_html, show_record, verdict_controls
+from ui.review_panel import correction_diff_html, review_panel
 from ui.text_safety import md
 
 asker, sessions, settings, principal = app_asker(), app_sessions(), app_settings(), current_principal()
@@ -97,11 +97,10 @@ if record_id is None:
 
 with sessions() as session:
     record = get_record(session, record_id=record_id)
-show_record(record)
-answer_again_panel(record, asker, sessions, principal, key="ask")
 
 
 def moved_on(verdict: str) -> None:
+    """After a verdict (in the button's callback): the page is ready for the next question."""
     with sessions() as session:
         stored = get_record(session, record_id=record_id)
     mine = next(a for a in stored.annotations if a.annotator == principal.name)
@@ -110,7 +109,14 @@ def moved_on(verdict: str) -> None:
     }
     st.session_state.pop("ask_record_id", None)
     st.session_state["ask_reset"] = True
-    st.rerun()
 
 
-verdict_controls(record, sessions, principal, key="ask_panel", on_saved=moved_on, search=evidence_search(asker))
+def undone(undone_id: str) -> None:
+    """After an undo: the record whose verdict was undone is shown again."""
+    st.session_state["ask_record_id"] = undone_id
+    st.session_state.pop("ask_saved", None)
+
+
+review_panel(record, sessions, principal, key="ask_panel", on_saved=moved_on, on_undone=undone,
+             search=evidence_search(asker))
+answer_again_panel(record, asker, sessions, principal, key="ask")

@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from review.analysis import ensure_support
 from review.asking import can_retrieve_passages, retrieve_passages
 from review.errors import ReviewError
 from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unreviewed, queue_entries, queue_facets
-from review.records import open_record
+from review.records import get_record, open_record
+from ui import app_state
 from ui.answer_again import answer_again_panel
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
-from ui.review_panel import show_record, verdict_controls
+from ui.review_panel import review_panel
 from ui.text_safety import md, md_joined
 
 sessions, asker, settings, principal = app_sessions(), app_asker(), app_settings(), current_principal()
 annotator = principal.name
 
-st.title("Queue")
+title, filters = st.columns([1, 6], vertical_alignment="center")  # one row: the panel gets the height
+title.markdown("### Queue")
 with sessions() as session:
     facets = queue_facets(session, tuple(st.session_state.get("queue_runs") or ()), actor=principal)
 
-with st.expander("Filters and order", expanded=not st.session_state.get("queue_record")):
+
+def analysis_worker():
+    """The app's background analysis worker, or None where this app has none (or it could not start)."""
+    factory = getattr(app_state, "analysis_worker", None)
+    if factory is None:
+        return None
+    try:
+        return factory()
+    except Exception as error:  # reported, and the page analyses on demand
+        st.warning(md("The background analysis could not start ({}): records are analysed when shown.", error))
+        return None
+
+
+worker = analysis_worker()  # the background analysis, when the app has one (ui.app_state.analysis_worker)
+with filters.expander("Filters and order"):
     left, middle, right = st.columns(3)
     runs = left.multiselect("Run", facets.runs, key="queue_runs", placeholder="All runs")
     questions = middle.multiselect("Question", facets.questions, key="queue_questions", placeholder="All questions")
@@ -36,30 +50,35 @@ with st.expander("Filters and order", expanded=not st.session_state.get("queue_r
     viewer = right.text_input("Status as judged by", value=annotator, key="queue_viewer",
                               help="Whose verdicts decide what counts as reviewed", disabled=not principal.sees_everyone)
 
-if facets.unanalysed:
-    st.caption(md("{} records are not analysed for support yet: each is analysed when first shown, or all at once "
-                  "with `python cli.py analyze`. Support filters and the riskiest-first order only see analysed "
-                  "records.", facets.unanalysed))
+    if facets.unanalysed:
+        how = "analysed ahead, in the background, as you work" if worker is not None else "analysed when shown"
+        st.caption(md("{} records are not analysed for support yet: they are " + how + ", or all at once with "
+                      "`python cli.py analyze`. Support filters and the riskiest-first order only see analysed "
+                      "records.", facets.unanalysed))
 
 flt = QueueFilter(annotator=(viewer or annotator) if principal.sees_everyone else annotator, runs=tuple(runs),
                   questions=tuple(questions), doc_ids=tuple(doc_ids),
                   statuses=tuple(statuses), generators=tuple(generators), support=support, search=search, sort=sort)
-REFRESH_S = 30  # others' verdicts show up within this long; one's own at once
+AHEAD = 5  # records after the shown one that the background worker analyses while the annotator reads
 
 
-def current_entries() -> list[tuple[str, str]]:
-    """The queue's (id, status) list, re-read when the filters change, after a verdict, or every REFRESH_S
-    seconds: with 100k records reading it costs a few hundred ms, so stepping through it reuses it."""
+def read_queue() -> list[tuple[str, str]]:
+    """The queue's (id, status) list, read once per filter change (with 100k records that costs a few hundred
+    ms); stepping through it and verdicts reuse it, a verdict updating its record's status in place."""
     cached = st.session_state.get("queue_cache")
-    if cached and cached[0] == flt and time.monotonic() - cached[1] < REFRESH_S:
-        return cached[2]
+    if cached and cached[0] == flt:
+        return cached[1]
     with sessions() as session:
         fresh = queue_entries(session, flt, actor=principal)
-    st.session_state["queue_cache"] = (flt, time.monotonic(), fresh)
+    st.session_state["queue_cache"] = (flt, fresh)
     return fresh
 
 
-entries = current_entries()
+if st.session_state.get("queue_filter") != flt:  # new filters or order: read the queue again, start from its top
+    st.session_state["queue_filter"] = flt
+    st.session_state.pop("queue_record", None)
+    st.session_state.pop("queue_cache", None)
+entries = read_queue()
 if not entries:
     if principal.sees_everyone:
         st.info("No record matches these filters." if facets.runs else
@@ -69,77 +88,104 @@ if not entries:
                 "them to you (Progress page, or `cli.py assign`).")
     st.stop()
 
-ids = [record_id for record_id, _ in entries]
-if st.session_state.get("queue_filter") != flt:  # new filters or order: start from the top of the new queue
-    st.session_state["queue_filter"] = flt
-    st.session_state.pop("queue_record", None)
-current = st.session_state.get("queue_record")
-position = ids.index(current) if current in ids else 0
-if current not in ids:
-    first = next_unreviewed(entries, -1)
-    position = first if first is not None else 0
 
-
-def go_to(new_position: int) -> None:
-    st.session_state["queue_record"] = ids[new_position % len(ids)]
-    st.rerun()
-
-
-unreviewed = sum(1 for _, status in entries if status == "unreviewed")
-nav = st.columns([2, 1, 1, 1.4])
-nav[0].markdown(md("**{} of {}** · {} unreviewed by {}", position + 1, len(entries), unreviewed, flt.annotator))
-if nav[1].button("Previous", key="queue_previous", shortcut="Alt+Left", width="stretch"):
-    go_to(position - 1)
-if nav[2].button("Next", key="queue_next", shortcut="Alt+Right", width="stretch"):
-    go_to(position + 1)
-if nav[3].button("Next unreviewed", key="queue_next_unreviewed", shortcut="Alt+N", width="stretch",
-                 disabled=not unreviewed):
-    target = next_unreviewed(entries, position)
-    if target is not None:
-        go_to(target)
-
-try:
+@st.fragment(run_every=0.5)
+def await_support(record_id: str) -> None:
+    """While the worker analyses the record shown: draw the page again once its support map is stored (or the
+    worker crashed, and the page computes it)."""
+    if st.session_state.get("queue_record") != record_id:
+        return
     with sessions() as session:
-        record, _visible = open_record(session, actor=principal, record_id=ids[position])
-except ReviewError as error:  # deleted or unassigned since the queue was read
-    st.session_state.pop("queue_cache", None)
-    st.error(md("{}", error))
-    st.stop()
-st.session_state["queue_record"] = record.id
-status = entries[position][1]
-st.caption(md_joined(f"run {record.run}" if record.run else "", f"document {record.doc_id}" if record.doc_id else "",
-                     record.question_id or "", f"record {record.external_id or record.id}", status))
-st.markdown(md("#### {}", record.question) if record.question
-            else "#### *(no question text: import the question set with --questions)*")
-
-if not record.passages and not (record.meta or {}).get("context_recorded", True):
-    st.warning("No context recorded: this answer was imported without the passages it was given.")
-    if can_retrieve_passages(record, document_ids(asker)):
-        if st.button(md("Retrieve passages from {}", record.doc_id), key="queue_retrieve"):
-            retrieve_passages(sessions, asker, actor=principal, record_id=record.id)
-            st.rerun()
-    elif record.doc_id:
-        st.caption(md("Ingest document {} to retrieve passages for this answer.", record.doc_id))
-
-with st.spinner("Checking which passages support the answer…"):
-    record = ensure_support(sessions, settings, record)
-show_record(record)
-answer_again_panel(record, asker, sessions, principal, key="queue")
+        stored = get_record(session, record_id=record_id)
+    if stored.support is not None or worker.status().error:
+        st.rerun()
 
 
-def moved_on(verdict: str) -> None:
-    """After a verdict: the next unreviewed record after this one (the queue is re-read on the rerun)."""
-    st.session_state.pop("queue_cache", None)
-    fresh = current_entries()
-    fresh_ids = [record_id for record_id, _ in fresh]
-    here = fresh_ids.index(record.id) if record.id in fresh_ids else position - 1
-    target = next_unreviewed(fresh, here) if fresh else None
-    st.session_state["queue_saved"] = f"Saved: {verdict} on record {record.external_id or record.id}."
-    st.session_state["queue_record"] = fresh_ids[target] if target is not None else (fresh_ids[here] if fresh_ids else None)
-    st.rerun()
+@st.fragment
+def review() -> None:
+    """The panel: a verdict or a step reruns this, not the page (filters, facets and the queue are not read)."""
+    entries = read_queue()
+    ids = [record_id for record_id, _ in entries]
+    current = st.session_state.get("queue_record")
+    if current in ids:
+        position = ids.index(current)
+    else:
+        first = next_unreviewed(entries, -1)
+        position = first if first is not None else 0
+    st.session_state["queue_record"] = ids[position]
+
+    def go_to(new_position: int) -> None:
+        st.session_state["queue_record"] = ids[new_position % len(ids)]
+
+    def go_to_unreviewed() -> None:
+        target = next_unreviewed(entries, position)
+        if target is not None:
+            go_to(target)
+
+    unreviewed = sum(1 for _, status in entries if status == "unreviewed")
+    nav = st.columns([2.2, 1, 1, 1.4], vertical_alignment="center")
+    nav[0].markdown(md("**{} of {}** · {} unreviewed by {}", position + 1, len(entries), unreviewed, flt.annotator))
+    nav[1].button("Previous", key="queue_previous", shortcut="Left", width="stretch", on_click=go_to,
+                  args=(position - 1,))
+    nav[2].button("Next", key="queue_next", shortcut="Right", width="stretch", on_click=go_to, args=(position + 1,))
+    nav[3].button("Next unreviewed", key="queue_next_unreviewed", shortcut="N", width="stretch",
+                  disabled=not unreviewed, on_click=go_to_unreviewed)
+
+    try:
+        with sessions() as session:
+            record, _visible = open_record(session, actor=principal, record_id=ids[position])
+    except ReviewError as error:  # deleted or unassigned since the queue was read
+        st.session_state.pop("queue_cache", None)
+        st.error(md("{} (the queue is read again on the next step)", error))
+        return
+    st.caption(md_joined(f"run {record.run}" if record.run else "", f"document {record.doc_id}" if record.doc_id else "",
+                         record.question_id or "", f"record {record.external_id or record.id}", entries[position][1]))
+    st.markdown(md("##### {}", record.question) if record.question
+                else "##### *(no question text: import the question set with --questions)*")
+
+    if not record.passages and not (record.meta or {}).get("context_recorded", True):
+        st.warning("No context recorded: this answer was imported without the passages it was given.")
+        if can_retrieve_passages(record, document_ids(asker)):
+            st.button(md("Retrieve passages from {}", record.doc_id), key="queue_retrieve",
+                      on_click=lambda: retrieve_passages(sessions, asker, actor=principal, record_id=record.id))
+        elif record.doc_id:
+            st.caption(md("Ingest document {} to retrieve passages for this answer.", record.doc_id))
+
+    upcoming = [ids[(position + step) % len(ids)] for step in range(1, min(AHEAD, len(ids) - 1) + 1)]
+    failure = worker.status().error if worker is not None else None
+    if failure:
+        st.warning(md("The background analysis stopped ({}): records are analysed when shown.", failure))
+    if worker is not None:  # the next records are analysed while this one is read (this one first, if need be)
+        worker.ahead(([record.id] if record.support is None and not failure else []) + upcoming)
+    if record.support is not None:  # analysed already (ahead, or before): at most the suggestion is missing
+        record = ensure_support(sessions, settings, record)
+    elif worker is not None and not failure:  # shown at once; the highlights follow when the worker is done
+        st.html('<div class="loupe-support-pending" style="color:#666;font-size:0.85rem">Checking which passages '
+                "support the answer, in the background: the highlights appear when it is done.</div>")
+        await_support(record.id)
+    else:
+        with st.spinner("Checking which passages support the answer…"):
+            record = ensure_support(sessions, settings, record)
+
+    def moved_on(verdict: str) -> None:
+        """After a verdict (committed): the record's status in the queue, then the next unreviewed after it."""
+        here = ids.index(record.id) if record.id in ids else position
+        entries[here] = (record.id, {"accept": "accepted", "correct": "corrected", "reject": "rejected"}[verdict])
+        target = next_unreviewed(entries, here)
+        st.session_state["queue_saved"] = f"Saved: {verdict} on record {record.external_id or record.id}."
+        st.session_state["queue_record"] = ids[target] if target is not None else ids[here]
+
+    def undone(record_id: str) -> None:
+        """After an undo: back to that record; its status is read again with the queue."""
+        st.session_state["queue_record"] = record_id
+        st.session_state.pop("queue_cache", None)
+
+    saved = st.session_state.pop("queue_saved", None)
+    if saved:  # a toast: the verdict bar stays where it is
+        st.toast(md("{}", saved), icon=":material/check:")
+    review_panel(record, sessions, principal, key="queue_panel", on_saved=moved_on, on_undone=undone,
+                 search=evidence_search(asker))
+    answer_again_panel(record, asker, sessions, principal, key="queue")
 
 
-saved = st.session_state.pop("queue_saved", None)
-if saved:
-    st.success(md("{}", saved))
-verdict_controls(record, sessions, principal, key="queue_panel", on_saved=moved_on, search=evidence_search(asker))
+review()

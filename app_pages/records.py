@@ -9,7 +9,7 @@ from review.export import FORMATS, export_producer
 from review.records import open_record, recent_records
 from ui.answer_again import answer_again_panel
 from ui.app_state import app_asker, app_sessions, current_principal, evidence_search
-from ui.review_panel import correction_diff_html, show_record, verdict_controls
+from ui.review_panel import correction_diff_html, review_panel
 from ui.text_safety import md
 
 sessions, asker, principal = app_sessions(), app_asker(), current_principal()
@@ -43,6 +43,11 @@ with sessions() as session:
     record, visible = open_record(session, actor=principal, record_id=record_id)
     history = {a.annotator: list(a.history) for a in visible}
 
+review_panel(record, sessions, principal, key="records_panel", on_saved=lambda verdict: None,
+             search=evidence_search(asker))
+answer_again_panel(record, asker, sessions, principal, key="records")
+
+st.markdown("##### Verdicts and their history")
 if len(visible) < len(record.annotations):
     st.caption("Blind review: other people's verdicts on this record show once you have saved yours.")
 for annotation in visible:
@@ -58,8 +63,3 @@ for annotation in visible:
         for version in history[annotation.annotator]:
             st.caption(md("earlier: version {} · {} · {}", version.version, version.verdict,
                           f"{version.recorded_at:%Y-%m-%d %H:%M}"))
-
-show_record(record)
-answer_again_panel(record, asker, sessions, principal, key="records")
-verdict_controls(record, sessions, principal, key="records_panel", on_saved=lambda verdict: st.rerun(),
-                 search=evidence_search(asker))

@@ -1,4 +1,4 @@
-"""Data functions for verdicts. A verdict is committed at once; changing it keeps the earlier version."""
+"""Data functions for verdicts. A verdict is committed at once; changing it (or undoing it) keeps the earlier version."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from review.access import Principal, require_acting_as, require_record
-from review.errors import InvalidVerdictError
+from review.errors import InvalidVerdictError, NotFoundError
 from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersion
 from review.records import get_record
 from review.versioned import UNCHECKED, save_version
@@ -88,3 +88,44 @@ def _validated(
         "comment": (comment or "").strip() or None, "passage_marks": marks, "evidence": list(evidence or []),
         "seconds": seconds,
     }
+
+
+VERDICT_FIELDS = ("verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence", "seconds")
+
+
+def undo_verdict(
+    session: Session, *, actor: Principal, record_id: str, annotator: str, expected_version: int | None = UNCHECKED,
+) -> Annotation:
+    """Undo `annotator`'s last verdict on a record: the version before it becomes the current one again, saved as
+    a new version, and commit. Nothing is lost: the undone verdict joins the history, beside the one restored.
+
+    A first verdict has no earlier version to restore and is refused (restore-only): the record stays reviewed
+    with it, and the annotator changes it with another verdict. (A withdrawn state would need every reader of
+    annotations, counts and agreement included, to treat it as unreviewed.)
+
+    :param expected_version: the version the caller saw last (the one it saved); if the annotation changed since,
+        nothing is written.
+    :raises NotFoundError: no such record, or no verdict of `annotator` on it.
+    :raises InvalidVerdictError: the verdict is a first one: there is nothing to restore.
+    :raises ConflictError: the annotation changed since the caller read it.
+    :raises PermissionDeniedError: `actor` may not judge this record, or not under this name.
+    """
+    get_record(session, record_id=record_id)
+    annotator = (annotator or "").strip()
+    require_acting_as(actor, annotator, "undo verdicts")
+    require_record(session, actor, record_id, "judge this record")
+    current = session.scalar(
+        select(Annotation).where(Annotation.record_id == record_id, Annotation.annotator == annotator)
+    )
+    if current is None:
+        raise NotFoundError(f"{annotator} has no verdict on this record to undo")
+    if not current.history:
+        raise InvalidVerdictError(
+            f"nothing to undo: this was {annotator}'s first verdict on this record ({current.verdict}); change it "
+            "with Accept, Correct or Reject (the history keeps it)")
+    previous = max(current.history, key=lambda version: version.version)
+    fields = {"annotator": annotator, **{name: getattr(previous, name) for name in VERDICT_FIELDS}}
+    return save_version(session, current=current, fields=fields, expected_version=expected_version,
+                        create=lambda **values: Annotation(record_id=record_id, **values),
+                        history=AnnotationVersion, parent_key=AnnotationVersion.parent_key,
+                        owner=lambda annotation: annotation.annotator, what="verdict")

@@ -50,7 +50,7 @@ def test_ask_stores_a_snapshot_with_support(app):
 
 def test_accept(app):
     record = ask(app, "Which deep learning framework was used?", "land_cover_transformer")
-    app.button(key="ask_panel_accept").click().run()
+    app.button(key=f"ask_panel_accept_{record.id}").click().run()
     assert not app.exception
     annotations, _ = rows(app)
     assert [(a.record_id, a.annotator, a.verdict) for a in annotations] == [(record.id, "tester", "accept")]
@@ -61,7 +61,7 @@ def test_accept(app):
 
 def test_correct_then_reject_keeps_history(app):
     record = ask(app, "Which optimizer was used?", "coral_reef_segmentation")
-    app.button(key="ask_panel_correct").click().run()
+    app.button(key=f"ask_panel_correct_{record.id}").click().run()
     app.text_area(key=f"ask_panel_corrected_{record.id}").input("The optimizer was AdamW (corrected).")
     app.button(key="ask_panel_save_correction").click().run()
     assert not app.exception
@@ -74,7 +74,7 @@ def test_correct_then_reject_keeps_history(app):
     # change the verdict on the Records page: the correction stays in the history
     app.switch_page("app_pages/records.py").run()
     assert not app.exception
-    app.button(key="records_panel_reject").click().run()
+    app.button(key=f"records_panel_reject_{record.id}").click().run()
     app.selectbox(key="records_panel_reason").select("should_abstain").run()
     app.button(key="records_panel_save_rejection").click().run()
     assert not app.exception
@@ -86,8 +86,8 @@ def test_correct_then_reject_keeps_history(app):
 
 
 def test_rejection_without_reason_is_refused(app):
-    ask(app, "Which hardware was used?", "bird_song_detection")
-    app.button(key="ask_panel_reject").click().run()
+    record = ask(app, "Which hardware was used?", "bird_song_detection")
+    app.button(key=f"ask_panel_reject_{record.id}").click().run()
     app.button(key="ask_panel_save_rejection").click().run()
     assert not app.exception
     assert any("needs a reason" in e.value for e in app.error)
@@ -96,9 +96,9 @@ def test_rejection_without_reason_is_refused(app):
 
 def test_passage_marks_and_comment_are_stored(app):
     record = ask(app, "Which metrics were used to evaluate the model?", "herbarium_phenology")
-    app.get("button_group")[0].set_value("relevant")
+    app.button(key=f"ask_panel_mark_{record.id}_1_relevant").click().run()
     app.text_area(key="ask_panel_comment").input("metrics listed in passage 1")
-    app.button(key="ask_panel_accept").click().run()
+    app.button(key=f"ask_panel_accept_{record.id}").click().run()
     annotations, _ = rows(app)
     assert annotations[0].passage_marks == {"0": "relevant"} and annotations[0].comment == "metrics listed in passage 1"
     assert annotations[0].record_id == record.id
@@ -106,11 +106,12 @@ def test_passage_marks_and_comment_are_stored(app):
 
 def test_missing_evidence_is_attached_and_stored(app):
     record = ask(app, "Which GPU was used for training?", "sonar_fish_counting")
+    app.button(key="ask_panel_find_evidence").click().run()  # F: Find missing evidence
     app.text_input(key="ask_panel_evidence_query").input("Kalman tracker").run()
     attach = [b for b in app.button if b.key and b.key.startswith("ask_panel_attach_")]
     assert attach, "BM25 search within the record's document offers passages to attach"
     attach[0].click().run()
-    app.button(key="ask_panel_accept").click().run()
+    app.button(key=f"ask_panel_accept_{record.id}").click().run()
     assert not app.exception
     annotations, _ = rows(app)
     evidence = annotations[0].evidence
@@ -129,8 +130,8 @@ def test_a_stale_tab_gets_a_conflict_not_an_overwrite(app):
     other_tab.switch_page("app_pages/records.py").run()  # the same person opens the record in a second tab
     assert not other_tab.exception, other_tab.exception
 
-    app.button(key="records_panel_accept").click().run()
-    other_tab.button(key="records_panel_reject").click().run()
+    app.button(key=f"records_panel_accept_{record.id}").click().run()
+    other_tab.button(key=f"records_panel_reject_{record.id}").click().run()
     other_tab.selectbox(key="records_panel_reason").select("wrong").run()
     other_tab.button(key="records_panel_save_rejection").click().run()
     assert any("already saved this record's verdict" in error.value for error in other_tab.error)
