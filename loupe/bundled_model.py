@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from configuration.model_paths import (
     BUNDLED_GENERATOR,
@@ -85,8 +86,7 @@ def prepared_folder(settings: Settings, gguf: Path) -> Path:
 
 
 def is_prepared(folder: Path, source: Path) -> bool:
-    """Whether `folder` holds a complete conversion of `source`: its marker names the same file, size, format and
-    decoding settings."""
+    """Whether `folder` holds a complete conversion of `source`: its marker names the same file, size and format."""
     try:
         marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -96,7 +96,6 @@ def is_prepared(folder: Path, source: Path) -> bool:
         and marker.get("format") == FORMAT
         and marker.get("source_name") == source.name
         and marker.get("source_size") == source.stat().st_size
-        and marker.get("decoding") == DECODING  # written into its generation config; changed: converted again
     )
 
 
@@ -109,11 +108,13 @@ def prepare_gguf(settings: Settings, gguf: Path, progress: Progress | None = Non
     started = time.perf_counter()
     gguf = gguf.resolve()
     folder = prepared_folder(settings, gguf)
-    if is_prepared(folder, gguf):
+    if is_prepared(folder, gguf) and _decoding_of(folder) == DECODING:
         return PreparedModel(folder, gguf, False, time.perf_counter() - started)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(folder.parent / f".{folder.name}.lock"):
-        if is_prepared(folder, gguf):  # another process converted it while this one waited
+        if is_prepared(folder, gguf):  # another process converted it while this one waited, or only decoding changed
+            if _decoding_of(folder) != DECODING:
+                _write_decoding(folder)
             return PreparedModel(folder, gguf, False, time.perf_counter() - started)
         if progress:
             progress(f"preparing the model {gguf.name} once: converting it into {folder} (about a minute)")
@@ -164,6 +165,27 @@ def convert_gguf(gguf: Path, destination: Path) -> None:
     del loaded
     model.save_pretrained(destination)
     tokenizer.save_pretrained(destination)
+
+
+def _decoding_of(folder: Path) -> Any:
+    try:
+        return json.loads((folder / MARKER).read_text(encoding="utf-8")).get("decoding")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _write_decoding(folder: Path) -> None:
+    """Loupe's decoding settings changed since the folder was prepared: rewrite its generation config (knobs no
+    longer set go back to transformers' defaults) and its marker, without converting again."""
+    from transformers import GenerationConfig
+
+    marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    generation, defaults = GenerationConfig.from_pretrained(folder), GenerationConfig()
+    for name in set(marker.get("decoding") or {}) | set(DECODING):
+        setattr(generation, name, DECODING.get(name, getattr(defaults, name, None)))
+    generation.save_pretrained(folder)
+    marker["decoding"] = DECODING
+    (folder / MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
 
 
 def _remove_leftovers(folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from haystack import Pipeline
@@ -31,8 +32,25 @@ def answer_inputs(
     """The run() inputs of an answer pipeline for this generator."""
     inputs: dict[str, dict[str, Any]] = {
         "prompt_builder": {"question": question, "documents": documents},
-        "generator": {"streaming_callback": streaming_callback},
+        "generator": {"streaming_callback": _without_special_tokens(generator, streaming_callback)},
     }
     if isinstance(generator, ExtractiveAnswerer):
         inputs["generator"].update(query=question, documents=documents)
     return inputs
+
+
+def _without_special_tokens(generator: Any, callback: Any) -> Any:
+    """The callback, given chunks without the tokenizer's special tokens: a local model's streamer decodes them
+    (the end-of-turn `<|im_end|>` would show in the streamed answer), its final reply does not."""
+    tokenizer = getattr(getattr(generator, "pipeline", None), "tokenizer", None)
+    tokens = [token for token in getattr(tokenizer, "all_special_tokens", None) or [] if token]
+    if callback is None or not tokens:
+        return callback
+
+    def clean(chunk: Any) -> None:
+        content = chunk.content
+        for token in tokens:
+            content = content.replace(token, "")
+        callback(chunk if content == chunk.content else dataclasses.replace(chunk, content=content))
+
+    return clean

@@ -72,7 +72,7 @@ def test_the_default_generator_is_the_bundled_model_and_streams(bundled_choice, 
     assert settings.generator_model == BUNDLED_GENERATOR
     assert (choice.kind, choice.fallback_reason, choice.path) == ("transformers", None, str(bundled_folder))
     assert choice.describe()["generation"]["max_new_tokens"] == MAX_NEW_TOKENS
-    assert choice.describe()["generation"]["repetition_penalty"] == DECODING["repetition_penalty"]
+    assert choice.describe()["generation"]["no_repeat_ngram_size"] == DECODING["no_repeat_ngram_size"]
 
     chunks = []
     pipeline = build_answer_pipeline(settings.prompt_template, choice.component)
@@ -136,6 +136,26 @@ def test_a_killed_conversion_is_detected_and_redone(bundled_folder: Path, tmp_pa
     assert lines[0].startswith("preparing the model SmolLM2-135M-Instruct.Q4_1.gguf once") and "ready" in lines[-1]
     again = prepare_gguf(settings, gguf, progress=lines.append)
     assert not again.converted and len(conversions) == 1 and len(lines) == 2  # ready: nothing to say or do
+
+
+def test_changed_decoding_settings_are_written_without_converting_again(bundled_folder: Path, tmp_path: Path,
+                                                                          monkeypatch):
+    settings = Settings(model_cache_dir=str(tmp_path / "models")).validate()
+    gguf = bundled_gguf()
+    target = prepared_folder(settings, gguf)
+    target.mkdir(parents=True)
+    for name in ("config.json", "generation_config.json", MARKER):
+        shutil.copy(bundled_folder / name, target)
+    marker = json.loads((target / MARKER).read_text())
+    marker["decoding"] = {"do_sample": False, "repetition_penalty": 1.3}  # as an older Loupe prepared it
+    (target / MARKER).write_text(json.dumps(marker))
+    monkeypatch.setattr(bundled_model, "convert_gguf", lambda *args: pytest.fail("converted again"))
+
+    assert not prepare_gguf(settings, gguf).converted
+    generation = json.loads((target / "generation_config.json").read_text())
+    assert generation.get("repetition_penalty", 1.0) == 1.0
+    assert all(generation.get(name) == value for name, value in DECODING.items() if name != "do_sample")
+    assert json.loads((target / MARKER).read_text())["decoding"] == DECODING
 
 
 def test_a_missing_gguf_file_falls_back_with_the_reason(tmp_path: Path):
