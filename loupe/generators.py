@@ -140,7 +140,7 @@ def _failure(settings: Settings, choice: GeneratorChoice, error: Exception) -> s
     if isinstance(error, openai.APIConnectionError):
         return f"cannot connect to {where}: is the server running? (APIConnectionError: {error})"
     if isinstance(error, openai.APIStatusError):
-        return f"{where} answered HTTP {error.status_code}: {_first_line(error)}"
+        return f"{where} answered HTTP {error.status_code}: {_server_message(error)}"
     return f"{type(error).__name__}: {error}"
 
 
@@ -150,6 +150,21 @@ def _load_failure_reason(settings: Settings, error: Exception) -> str:
         return reason + ("it is neither a local folder nor in the local model cache, and downloads are off "
                          "(LOUPE_ALLOW_DOWNLOADS=1 allows them)")
     return reason + _first_line(error)
+
+
+def _server_message(error: Any) -> str:
+    """What the server said about a refused request: `detail` or `error.message` of a JSON body, else its text."""
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error")
+        message = body.get("detail") or body.get("message") or (inner.get("message") if isinstance(inner, dict) else inner)
+        if message:
+            return " ".join(str(message).split())[:300]
+    try:
+        text = " ".join(error.response.text.split())
+    except Exception:  # a streamed body already consumed
+        text = ""
+    return text[:300] or _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:
