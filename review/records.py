@@ -76,7 +76,9 @@ def record_from_answer(
         generator_kind=answer.generator["kind"],
         generator_model=answer.generator["model"],
         generator_note=answer.generator.get("fallback_reason"),
-        settings=settings_snapshot(settings, mode=answer.mode, top_k_used=len(answer.passages)),
+        settings=settings_snapshot(settings, mode=answer.mode, top_k_used=len(answer.passages),
+                                   generator_path=answer.generator.get("path"),  # the folder the model came from
+                                   generation=answer.generator.get("generation")),  # its decoding settings
         meta={"timings": dict(answer.timings)},
         question_id=question_id,
         created_by=created_by,
