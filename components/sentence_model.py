@@ -18,6 +18,13 @@ from typing import ClassVar
 
 import numpy as np
 
+# Intra-op threads of one encode (torch's per-thread setting, restored afterwards). What Loupe embeds at a time is
+# a handful of short sentences; on the 2-core machine, with the cores busy, one thread analysed 7-10 study records
+# per second and torch's default of two 1.0-1.7 (bench/README.md, "analyze.py"): the two threads wait on each other
+# for every small matrix product. One thread also leaves the other core to the page while the background analysis
+# runs.
+ENCODE_THREADS = 1
+
 
 class SentenceEncoder:
     """
@@ -32,17 +39,23 @@ class SentenceEncoder:
     ```
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, threads: int = ENCODE_THREADS) -> None:
         """
         Loads the model (this takes seconds; use `SentenceEncoderFactory.get_encoder` to load it once).
 
         :param model: the sentence-transformers model, a local path or hub id.
+        :param threads: torch's intra-op threads while encoding (0: leave the calling thread's setting).
         :raises OSError: when the model cannot be found or read (the error sentence-transformers raises).
         """
         from sentence_transformers import SentenceTransformer
 
         self.model = model
+        self.threads = threads
         self._model = SentenceTransformer(model, device="cpu")
+        # One encode at a time: the app's pages and its background analysis share this encoder from several
+        # threads, a fast tokenizer must not be used by two threads at once, and two forward passes side by side
+        # on the same cores are no faster than one after the other.
+        self._lock = threading.Lock()
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """
@@ -52,10 +65,20 @@ class SentenceEncoder:
         """
         if not texts:
             return np.zeros((0, self._model.get_sentence_embedding_dimension() or 1), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
-            convert_to_numpy=True,
-        )
+        import torch
+
+        with self._lock:
+            before = torch.get_num_threads()
+            if self.threads and self.threads != before:
+                torch.set_num_threads(self.threads)  # this thread's setting (and the default of new threads)
+            try:
+                vectors = self._model.encode(
+                    list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
+                    convert_to_numpy=True,
+                )
+            finally:
+                if torch.get_num_threads() != before:
+                    torch.set_num_threads(before)
         return np.asarray(vectors, dtype=np.float32)
 
 

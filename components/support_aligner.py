@@ -11,10 +11,12 @@ balanced accuracy 0.72; weights 0.5 to 0.75 are within 0.003 of it, either score
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +34,11 @@ ENCODE_BATCH = 8
 # Passage sentences whose embeddings an aligner keeps (about 1.5 kB each for MiniLM): retrieved chunks recur from
 # answer to answer, and a recurring sentence is not embedded again.
 CACHE_SIZE = 20_000
+# Passages whose sentence split (spans, cleaned texts, content words) is kept: about a tenth of an analysis's time
+# on the study's records once the embeddings come from the cache.
+PASSAGE_CACHE_SIZE = 4096
+# Records whose texts `SupportAligner.prepare` embeds together at most, in the order given (review.analysis_worker).
+PREPARE_RECORDS = 8
 
 # Citation markers such as "[1]", "[2][3]", "[1, 4]" or "[2-3]"; they are not part of the claim. ("[0, 1]" is
 # an interval, not a citation: passages are numbered from 1 in answers.)
@@ -308,14 +315,16 @@ def answer_sentences(answer: str) -> list[AnswerSentence]:
 
 def passage_sentences(passages: list[str]) -> list[PassageSentence]:
     """All sentences of all passages that have at least one content word."""
-    result = []
-    for number, passage in enumerate(passages):
-        for start, end in sentence_spans(passage or ""):
-            clean = clean_text(passage[start:end])
-            words = content_words(clean)
-            if words:
-                result.append(PassageSentence(number, start, end, clean, words))
-    return result
+    return [PassageSentence(number, start, end, clean, words) for number, passage in enumerate(passages)
+            for start, end, clean, words in _sentences_of(passage or "")]
+
+
+@lru_cache(maxsize=PASSAGE_CACHE_SIZE)
+def _sentences_of(passage: str) -> tuple[tuple[int, int, str, frozenset[str]], ...]:
+    """(start, end, clean text, content words) of each sentence of one passage that has content words; kept for
+    the passages seen last, as the five answers to one question, and often the next questions, share them."""
+    spans = ((start, end, clean_text(passage[start:end])) for start, end in sentence_spans(passage))
+    return tuple((start, end, clean, words) for start, end, clean in spans if (words := content_words(clean)))
 
 
 def shares_words(answers: list[AnswerSentence], passages: list[PassageSentence]) -> list[bool]:
@@ -522,7 +531,8 @@ class SupportAligner:
     All sentences are embedded in one batched call (by default only the passage sentences sharing a content word
     with the answer). The model is loaded by `warm_up()` through `SentenceEncoderFactory` (one per model path in
     the process), or by the first `run()` that has something to embed. Each aligner keeps the embeddings of the
-    last 20,000 passage sentences it saw, so passages that recur across answers are embedded once.
+    last 20,000 passage sentences it saw, so passages that recur across answers are embedded once; `prepare()`
+    embeds the texts of several records in one call ahead of their `run()`.
 
     Usage:
     ```python
@@ -566,6 +576,7 @@ class SupportAligner:
         self.lexical_prefilter = lexical_prefilter
         self.encoder = encoder
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # passage sentence -> embedding
+        self._cache_lock = threading.Lock()  # one aligner serves the app's sessions and its background analysis
 
     def warm_up(self) -> None:
         """
@@ -587,6 +598,44 @@ class SupportAligner:
     def from_dict(cls, data: dict[str, Any]) -> SupportAligner:
         return default_from_dict(cls, data)
 
+    def _needed(self, answer: str, passages: list[str]) -> tuple[list[AnswerSentence], list[PassageSentence]]:
+        """The answer's sentences and the passage sentences to score them against (prefiltered if so set)."""
+        answers = answer_sentences(answer or "")
+        candidates = passage_sentences(list(passages or []))
+        if self.lexical_prefilter:
+            candidates = [c for c, keep in zip(candidates, shares_words(answers, candidates)) if keep]
+        return answers, candidates
+
+    def prepare(self, items: list[tuple[str, list[str]]]) -> int:
+        """
+        Embeds, in one call to the encoder, what `run` will need for these (answer, passages) pairs and the cache
+        lacks: their answer and passage sentences, kept in the cache, so that `run` on each of them embeds
+        nothing. Texts of several records share the encoder's batches (sorted by length, little padding): about
+        twice the records per second of embedding each record's few sentences alone (bench/README.md). The
+        support maps are the same either way.
+
+        :param items: (answer, passage texts) of the records about to be analysed; at most PREPARE_RECORDS are
+            useful (a larger list is prepared in chunks of that many).
+        :returns: how many texts were embedded.
+        :raises OSError: when there is something to embed, the aligner was not warmed up and the model cannot
+            be loaded.
+        """
+        embedded = 0
+        for first in range(0, len(items), PREPARE_RECORDS):
+            texts: list[str] = []
+            for answer, passages in items[first : first + PREPARE_RECORDS]:
+                answers, candidates = self._needed(answer, passages)
+                if answers and candidates:
+                    texts += [s.clean for s in answers] + [c.clean for c in candidates]
+            with self._cache_lock:
+                missing = [text for text in dict.fromkeys(texts) if text not in self._cache]
+                if missing:
+                    if self.encoder is None:
+                        self.warm_up()
+                    encode(self.encoder, missing, self._cache)
+            embedded += len(missing)
+        return embedded
+
     @component.output_types(support=SupportMap)
     def run(self, answer: str, passages: list[str]) -> dict[str, Any]:
         """
@@ -597,16 +646,14 @@ class SupportAligner:
         :raises OSError: when there is something to embed, the aligner was not warmed up and the model cannot
             be loaded.
         """
-        answers = answer_sentences(answer or "")
-        candidates = passage_sentences(list(passages or []))
-        if self.lexical_prefilter:
-            candidates = [c for c, keep in zip(candidates, shares_words(answers, candidates)) if keep]
+        answers, candidates = self._needed(answer, passages)
         if answers and candidates:
             passage_texts = {c.clean for c in candidates}
             if self.encoder is None:
                 self.warm_up()
-            vectors = encode(self.encoder, [s.clean for s in answers] + [c.clean for c in candidates], self._cache,
-                             cached=passage_texts.__contains__)
+            with self._cache_lock:
+                vectors = encode(self.encoder, [s.clean for s in answers] + [c.clean for c in candidates],
+                                 self._cache, cached=passage_texts.__contains__)
             semantic, lexical = score_matrices(answers, candidates, vectors[: len(answers)], vectors[len(answers) :])
         else:
             semantic = lexical = np.zeros((len(answers), 0), dtype=np.float32)

@@ -27,3 +27,13 @@ def analyze_support(settings: Settings, answer: str, passage_texts: list[str]) -
     """
     aligner = _aligner(resolve_embedding_model(settings.embedding_model))
     return aligner.run(answer=answer, passages=passage_texts)["support"].to_dict()
+
+
+def prepare_support(settings: Settings, items: list[tuple[str, list[str]]]) -> int:
+    """Embed together what `analyze_support` will need for these (answer, passage texts) pairs, so that each of
+    their analyses then embeds nothing (SupportAligner.prepare: several records per encoder call are faster
+    than one at a time; the support maps are the same). Returns how many texts were embedded.
+
+    :raises OSError: when the embedding model cannot be loaded.
+    """
+    return _aligner(resolve_embedding_model(settings.embedding_model)).prepare(items)

@@ -10,7 +10,10 @@ the worker is behind, stopped or crashed, the panel computes on demand (`ensure_
 Scheduling: `ahead(ids)` puts `ids` (most urgent first) at the front of the pending list, before whatever earlier
 calls left there, without duplicates; the list is capped at `MAX_PENDING`, the oldest requests dropped first.
 Several browser sessions share the worker, so an earlier session's requests are deferred, not discarded.
-Records already analysed are skipped (`ensure_support` returns at once for them).
+Records already analysed are skipped (`ensure_support` returns at once for them). The thread takes up to `BATCH`
+records at a time and embeds their sentences together first (`loupe.support.prepare_support`, about twice as
+fast as one record at a time), then analyses and commits them one by one; a newer `ahead()` interrupts the batch
+after the record in progress, the rest of it waiting right behind the new request.
 
 Failures: a record that has disappeared (deleted, or never existed) is skipped. Any other exception stops the
 thread: `status().error` says what happened (until a restarted thread completes a record), the record it failed
@@ -31,13 +34,18 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from configuration.settings import Settings
+from loupe import support
 from review import analysis
 from review.errors import NotFoundError
+from review.models import Record
 from review.records import get_record
 
 MAX_PENDING = 500  # requests kept; past this the oldest are dropped (they are requested again when near)
 IDLE_EXIT_S = 300.0  # a thread with nothing to do for this long ends; the next ahead() starts another
+BATCH = 8  # records taken at a time: their sentences are embedded together (loupe.support.prepare_support)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ class AnalysisWorker:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._done = self._skipped = 0
+        self._requests = 0  # ahead() calls so far: a batch in progress yields to a newer one
+        self._latest: set[str] = set()  # the records of the latest call
         self._current: str | None = None
         self._error: str | None = None
 
@@ -80,7 +90,8 @@ class AnalysisWorker:
             if self._stopping:
                 return
             wanted = [record_id for record_id in dict.fromkeys(record_ids) if record_id and record_id not in self._failed]
-            chosen = set(wanted)
+            self._requests += 1
+            self._latest = chosen = set(wanted)
             self._pending = (wanted + [record_id for record_id in self._pending if record_id not in chosen])
             del self._pending[MAX_PENDING:]
             if self._pending and (self._thread is None or not self._thread.is_alive()):
@@ -111,34 +122,66 @@ class AnalysisWorker:
         if thread is not None:
             thread.join(timeout)
 
-    def _next(self) -> str | None:
+    def _next_batch(self) -> tuple[list[str], int]:
+        """Up to BATCH pending records, most urgent first ([] when stopping or idle too long), and the number of
+        requests so far."""
         with self._wake:
             self._current = None
             self._wake.notify_all()  # wait_idle
             if not self._wake.wait_for(lambda: self._pending or self._stopping, timeout=IDLE_EXIT_S):
-                return None
+                return [], self._requests
             if self._stopping:
-                return None
-            self._current = self._pending.pop(0)
-            return self._current
+                return [], self._requests
+            batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+            self._current = batch[0]
+            return batch, self._requests
 
     def _work(self) -> None:
-        record_id = None
+        record_id, rest = None, []
         try:
-            while (record_id := self._next()) is not None:
+            while True:
+                batch, taken = self._next_batch()
+                if not batch:
+                    return
+                record_id, rest = batch[0], batch[1:]
+                self._prepare(batch)
                 self._analyse(record_id)
+                while rest:
+                    with self._lock:
+                        if self._stopping:
+                            return
+                        if self._requests != taken:  # a newer request goes first; the rest wait right behind it
+                            newest = [other for other in self._pending if other in self._latest]
+                            older = [other for other in self._pending if other not in self._latest and other not in rest]
+                            self._pending = newest + [other for other in rest if other not in newest] + older
+                            rest = []
+                            break
+                        record_id, rest = rest[0], rest[1:]
+                        self._current = record_id
+                    self._analyse(record_id)
+                record_id = None
         except Exception as error:  # noqa: BLE001  the thread reports, the page computes on demand
             summary = "".join(traceback.format_exception_only(error)).strip()
             with self._wake:
                 if record_id is not None:
                     self._failed.add(record_id)
+                self._pending = rest + [other for other in self._pending if other not in rest]
                 self._error = f"background analysis stopped on record {record_id}: {summary}"
-                self._current = None
-                self._wake.notify_all()
         finally:
             with self._wake:
                 self._current = None
                 self._wake.notify_all()
+
+    def _prepare(self, batch: list[str]) -> None:
+        """Embed the sentences of the batch's records that lack a support map in one go (an optimisation only:
+        each is then analysed and stored one by one by ensure_support)."""
+        with self.sessions() as session:
+            rows = session.execute(select(Record.answer, Record.passages).where(
+                Record.id.in_(batch), Record.support.is_(None))).all()
+        items = [(answer or "", [(passage or {}).get("text") or "" for passage in passages or []])
+                 for answer, passages in rows]
+        if len(items) > 1:
+            support.prepare_support(self.settings, items)
 
     def _analyse(self, record_id: str) -> None:
         try:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from configuration.settings import Settings
+from loupe import support
 from review import analysis
 from review.analysis_worker import AnalysisWorker
 from review.importer import Importer
@@ -51,7 +52,10 @@ class Spy:
 @pytest.fixture
 def spy(monkeypatch) -> Spy:
     spy = Spy()
+    spy.prepared = []
     monkeypatch.setattr(analysis, "analyze_support", spy)
+    monkeypatch.setattr(support, "prepare_support", lambda settings, items: spy.prepared.append(
+        sorted(answer for answer, _ in items)) or 0)
     return spy
 
 
@@ -87,6 +91,7 @@ def test_a_record_analysed_ahead_is_shown_without_recomputing(sessions, tmp_path
     assert (status.done, status.skipped, status.pending, status.error) == (2, 0, 0, None)
     assert spy.answers() == ["Answer 1. Seed 1 was fixed.", "Answer 2. Seed 2 was fixed."], "most urgent first"
     assert {thread for _, thread in spy.calls} == {"loupe-analysis-ahead"}, "in the worker's thread"
+    assert spy.prepared == [["Answer 1. Seed 1 was fixed.", "Answer 2. Seed 2 was fixed."]], "embedded together"
 
     for record_id in ids[1:3]:
         record = shown(sessions, worker.settings, record_id)
@@ -120,6 +125,31 @@ def test_newer_requests_go_first_and_unknown_records_are_skipped(sessions, tmp_p
     assert spy.answers()[1:] == ["Answer 3. Seed 3 was fixed.", "Answer 2. Seed 2 was fixed.",
                                  "Answer 1. Seed 1 was fixed."]
     assert worker.status().error is None and worker.status().done == 4
+    assert spy.prepared[-1] == ["Answer 1. Seed 1 was fixed.", "Answer 2. Seed 2 was fixed.",
+                                "Answer 3. Seed 3 was fixed."], "the waiting three in one batch"
+
+
+def test_a_batch_yields_to_a_newer_request(sessions, tmp_path, spy, worker, monkeypatch):  # noqa: F811
+    import review.analysis_worker as module
+
+    ids = imported(sessions, tmp_path, count=6)
+    monkeypatch.setattr(module, "BATCH", 3)
+    gate, started = threading.Event(), threading.Event()
+    original = spy.__call__
+
+    def slow(settings, answer, passage_texts):
+        started.set()
+        gate.wait(TIMEOUT)
+        return original(settings, answer, passage_texts)
+
+    analysis.analyze_support = slow
+    worker.ahead(ids[:3])  # one batch: q0 q1 q2
+    assert started.wait(TIMEOUT)
+    worker.ahead([ids[4], ids[5]])  # while q0 is analysed: q4 q5 go before q1 q2, then q3 is not asked for
+    gate.set()
+    assert worker.wait_idle(TIMEOUT)
+    assert [answer.split(".")[0] for answer in spy.answers()] == ["Answer 0", "Answer 4", "Answer 5", "Answer 1",
+                                                                  "Answer 2"]
 
 
 def test_a_crash_is_reported_and_the_panel_still_computes_on_demand(sessions, tmp_path, spy, worker):  # noqa: F811
@@ -150,3 +180,22 @@ def test_a_stopped_worker_takes_no_more_requests(sessions, tmp_path, spy, worker
     worker.stop()
     worker.ahead(ids)
     assert not worker.status().running and spy.calls == []
+
+
+def test_cli_analyze_does_a_whole_run_with_a_progress_line(tmp_path, monkeypatch, spy, capsys):
+    import cli
+
+    monkeypatch.setenv("LOUPE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    lines = [json.dumps({"id": f"q{i}", "question": "Which seed?", "answer": f"Seed {i}.", "contexts": ["Seeds."]})
+             for i in range(3)]
+    (tmp_path / "run.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli.main(["import", str(tmp_path / "run.jsonl"), "--run", "r"]) == 0
+    capsys.readouterr()
+    assert cli.main(["analyze", "--run", "r"]) == 0
+    out, err = capsys.readouterr()
+    assert [line for line in err.splitlines() if "analysing" in line] == [
+        "[1/3] analysing r/q0", "[2/3] analysing r/q1", "[3/3] analysing r/q2"]
+    assert "computed for 3 records of run r" in out and len(spy.calls) == 3
+    assert cli.main(["analyze", "--run", "r"]) == 0
+    assert "computed for 0 records" in capsys.readouterr().out and len(spy.calls) == 3
