@@ -103,10 +103,13 @@ KEYS_JS = """<script>
   }, true);
 })();
 </script>"""
-# Layout: less empty space above the page's title, buttons of the bars on one line.
+# Layout: less empty space above the page's title; the passage pane as high as what the window has left below
+# the bars (Streamlit gives a container of fixed height a wrapper with that flex basis).
 PANEL_CSS = """<style>
 .stMainBlockContainer{padding-top:2.2rem}
-[class*="st-key-"][class*="_passage_pane"]{height:max(300px, calc(100vh - 430px)) !important}
+[data-testid="stLayoutWrapper"]:has(> [class*="st-key-"][class*="_passage_pane"]),
+[class*="st-key-"][class*="_passage_pane"]{height:max(300px, calc(100vh - 400px)) !important;
+  flex:0 0 max(300px, calc(100vh - 400px)) !important}
 </style>"""
 
 
