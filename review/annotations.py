@@ -30,9 +30,11 @@ def record_verdict(
     evidence: list[dict[str, Any]] | None = None,
     seconds: float | None = None,
     expected_version: int | None = UNCHECKED,
+    suggested: bool = False,
 ) -> Annotation:
     """Store `annotator`'s verdict on a record and commit it.
 
+    :param suggested: the annotator took the record's suggested verdict as their own (one key in the panel).
     :param actor: who is saving: themselves as `annotator` on a record they may judge, or an admin (imports).
     :param expected_version: the annotation version the caller last saw, None when it saw none; if the
         annotation is no longer in that state, someone saved in between and nothing is written.
@@ -45,7 +47,7 @@ def record_verdict(
     require_acting_as(actor, (annotator or "").strip(), "record verdicts")
     require_record(session, actor, record_id, "judge this record")
     fields = _validated(record.answer, annotator, verdict, corrected_answer, reason, comment, passage_marks,
-                        len(record.passages), evidence, seconds)
+                        len(record.passages), evidence, seconds) | {"suggested": bool(suggested)}
     current = session.scalar(
         select(Annotation).where(Annotation.record_id == record_id, Annotation.annotator == fields["annotator"])
     )
@@ -90,7 +92,8 @@ def _validated(
     }
 
 
-VERDICT_FIELDS = ("verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence", "seconds")
+VERDICT_FIELDS = ("verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence", "seconds",
+                  "suggested")
 
 
 def undo_verdict(

@@ -24,7 +24,7 @@ from review.models import Adjudication, Annotation, Record
 FORMATS = ("jsonl", "csv", "parquet")
 PASSAGE_FIELDS = ("text", "doc_id", "title", "page", "score", "ranks")
 ANNOTATION_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence",
-                     "seconds", "created_at", "updated_at")
+                     "seconds", "suggested", "created_at", "updated_at")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

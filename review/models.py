@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 VERDICTS = ("accept", "correct", "reject")
@@ -92,6 +92,8 @@ class VerdictFields:
     passage_marks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     evidence: Mapped[list[Any]] = mapped_column(default=list)
     seconds: Mapped[float | None] = mapped_column()
+    # the annotator took the suggested verdict (loupe.suggestion) as their own with one key
+    suggested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class VersionedRow:

@@ -35,3 +35,22 @@ def test_export_carries_the_suggestion_or_null(sessions, tmp_path):
     assert (flat["1"]["suggestion_verdict"], flat["1"]["suggestion_p_accept"]) == ("reject", "0.14")
     assert flat["1"]["suggestion_reasons"] == "opens with an abstention; 1 of 2 unsupported"
     assert flat["2"]["suggestion_verdict"] == ""
+
+
+def test_taking_the_suggestion_is_recorded_as_the_annotators_own_verdict(sessions, tmp_path):
+    from configuration.settings import Settings
+    from review.annotations import record_verdict
+    from review.models import AnnotationVersion
+
+    settings = Settings(data_dir=tmp_path / "data", generator_kind="extractive")
+    ana = Principal("ana", "reviewer")
+    with sessions() as session:
+        record_from_answer(session, answer=make_answer(), settings=settings, run="r", record_id="r/1", external_id="1")
+        taken = record_verdict(session, actor=ana, record_id="r/1", annotator="ana", verdict="reject",
+                               reason="unsupported", suggested=True)
+        assert (taken.annotator, taken.verdict, taken.suggested) == ("ana", "reject", True)
+        changed = record_verdict(session, actor=ana, record_id="r/1", annotator="ana", verdict="accept")
+        assert changed.suggested is False
+        assert [v.suggested for v in session.query(AnnotationVersion)] == [True], "history keeps how it was made"
+        jsonl, _ = export_bytes(session, "jsonl", actor=ADMIN)
+    assert json.loads(jsonl.decode().splitlines()[0])["annotations"][0]["suggested"] is False
