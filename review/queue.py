@@ -34,9 +34,11 @@ SUPPORT_FILTERS = {
     "abstains": "abstains",
     "supported": "fully supported",
     "unanalysed": "not analysed yet",
+    "suggest_reject": "suggested: reject",
+    "suggest_accept": "suggested: accept",
 }
 SORTS = {
-    "riskiest": "riskiest first (most unsupported sentences)",
+    "riskiest": "riskiest first (most likely rejected, then most unsupported sentences)",
     "newest": "newest first",
     "oldest": "oldest first",
     "question": "by question, then document",
@@ -174,14 +176,16 @@ def _support_conditions(support: str) -> list:
         return [Record.unsupported_count == 0]
     if support == "unanalysed":
         return [Record.support.is_(None)]
+    if support in ("suggest_reject", "suggest_accept"):
+        return [Record.suggestion["verdict"].as_string() == support.removeprefix("suggest_")]
     return []
 
 
 def _order(sort: str) -> list:
     question_order = [func.length(Record.question_id), Record.question_id, Record.question]
     orders = {
-        "riskiest": [Record.unsupported_count.desc().nulls_last(), Record.abstains.desc().nulls_last(),
-                     Record.created_at.desc()],
+        "riskiest": [Record.p_reject.desc().nulls_last(), Record.unsupported_count.desc().nulls_last(),
+                     Record.abstains.desc().nulls_last(), Record.created_at.desc()],
         "newest": [Record.created_at.desc()],
         "oldest": [Record.created_at.asc()],
         "question": [*question_order, Record.doc_id],

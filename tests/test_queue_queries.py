@@ -62,3 +62,19 @@ def test_status_is_per_annotator_and_support_orders_risk(sessions, tmp_path):  #
     assert [e[1] for e in entries] == ["accepted", "unreviewed", "unreviewed"]
     assert next_unreviewed(entries, 0) == 1 and next_unreviewed(entries, 2) == 1, "wraps around"
     assert next_unreviewed([("x", "accepted")], 0) is None
+
+
+def test_riskiest_first_follows_the_suggestion_and_the_queue_filters_by_it(sessions, tmp_path):  # noqa: F811
+    from review.records import apply_suggestion
+
+    imported(sessions, tmp_path)
+    with sessions() as session:
+        for record_id, p_accept, unsupported in (("r/a", 0.9, 3), ("r/b", 0.2, 0), ("r/c", 0.4, 1)):
+            record = get_record(session, record_id=record_id)
+            apply_support(record, {"unsupported_count": unsupported, "abstains": False, "sentences": []})
+            apply_suggestion(record, {"verdict": "accept" if p_accept >= 0.5 else "reject", "p_accept": p_accept,
+                                      "reasons": [], "model": "m"})
+        session.commit()
+    assert ids(sessions, sort="riskiest") == ["b", "c", "a"], "most likely rejected first"
+    assert ids(sessions, support="suggest_reject", sort="document") == ["c", "b"]
+    assert ids(sessions, support="suggest_accept") == ["a"]
