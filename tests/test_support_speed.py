@@ -63,3 +63,23 @@ def test_the_encoder_restores_the_callers_thread_setting():
     thread.start()
     thread.join()
     assert seen["after"] == 2
+
+
+@pytest.mark.slow
+def test_the_analysis_bench_runs_on_a_few_study_records():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import shared_path
+
+    shared_path("data", "kommineni2024", "human_decisions")
+    repo = Path(__file__).resolve().parents[1]
+    completed = subprocess.run([sys.executable, "bench/analyze.py", "--papers", "1", "--records", "6",
+                                "--no-baseline", "--json"], cwd=repo, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout)
+    assert set(result) >= {"loupe", "batched", "batched_same_maps", "cache"} and "baseline" not in result
+    assert result["loupe"]["records"] == result["batched"]["records"] == 6
+    assert result["loupe"]["records_per_s"] > 0 and 0 < result["cache"]["passage_sentences"] <= result["cache"]["size"]
