@@ -231,8 +231,8 @@ def _support_summary(support: dict[str, Any] | None, has_passages: bool) -> None
 @st.dialog("Keyboard shortcuts", width="large")
 def shortcuts_dialog() -> None:
     """Every shortcut of the review panel (the `?` key, or the Shortcuts button)."""
-    rows = "\n".join(f"| {md('{}', keys)} | {md('{}', what)} |" for keys, what in SHORTCUTS)
-    st.markdown(md("| Keys | Does |\n|---|---|\n") + rows)
+    template = "| Keys | Does |\n|---|---|\n" + "\n".join("| {} | {} |" for _ in SHORTCUTS)
+    st.markdown(md(template, *(text for row in SHORTCUTS for text in row)))
     st.caption("Plain keys never act while you type in a text field; Ctrl+Enter saves from inside it.")
 
 
@@ -347,7 +347,7 @@ class _Panel:
             st.caption("Reason — one key saves the rejection:")
             columns = st.columns(len(REASON_KEYS))
             for column, (reason, shortcut) in zip(columns, REASON_KEYS.items()):
-                column.button(REJECT_REASONS[reason], key=f"{key}_reason_{reason}_{record.id}", shortcut=shortcut,
+                column.button(md("{}", REJECT_REASONS[reason]), key=f"{key}_reason_{reason}_{record.id}", shortcut=shortcut,
                               width="stretch", on_click=self.save, args=("reject",), kwargs={"reason": reason})
             st.selectbox("Reason", list(REJECT_REASONS), format_func=REJECT_REASONS.get, key=f"{key}_reason",
                          index=None, placeholder="Why is the answer rejected?")
