@@ -7,7 +7,16 @@ import streamlit as st
 from review.analysis import ensure_support
 from review.asking import can_retrieve_passages, retrieve_passages
 from review.errors import ReviewError
-from review.queue import SORTS, STATUSES, SUPPORT_FILTERS, QueueFilter, next_unreviewed, queue_entries, queue_facets
+from review.queue import (
+    SORTS,
+    STATUSES,
+    SUPPORT_FILTERS,
+    QueueFilter,
+    annotator_label,
+    next_unreviewed,
+    queue_entries,
+    queue_facets,
+)
 from review.records import get_record, open_record
 from ui import app_state
 from ui.answer_again import answer_again_panel
@@ -47,8 +56,10 @@ with filters.expander("Filters and order"):
     support = right.selectbox("Support", list(SUPPORT_FILTERS), format_func=SUPPORT_FILTERS.get, key="queue_support")
     search = left.text_input("Search question, answer and passages", key="queue_search")
     sort = middle.selectbox("Order", list(SORTS), format_func=SORTS.get, key="queue_sort", index=1)
-    viewer = right.text_input("Status as judged by", value=annotator, key="queue_viewer",
-                              help="Whose verdicts decide what counts as reviewed", disabled=not principal.sees_everyone)
+    viewer = right.selectbox("Status as judged by", facets.annotators, format_func=annotator_label, key="queue_viewer",
+                             help="Whose verdicts decide what counts as reviewed: everyone's (a record is reviewed "
+                                  "when anyone judged it, by its latest verdict) or one annotator's",
+                             disabled=not principal.sees_everyone)
 
     if facets.unanalysed:
         how = "analysed ahead, in the background, as you work" if worker is not None else "analysed when shown"
@@ -124,7 +135,7 @@ def review() -> None:
 
     unreviewed = sum(1 for _, status in entries if status == "unreviewed")
     nav = st.columns([2.2, 1, 1, 1.4], vertical_alignment="center")
-    nav[0].markdown(md("**{} of {}** · {} unreviewed by {}", position + 1, len(entries), unreviewed, flt.annotator))
+    nav[0].markdown(md("**{} of {}** · {} unreviewed by {}", position + 1, len(entries), unreviewed, annotator_label(flt.annotator)))
     nav[1].button("Previous", key="queue_previous", shortcut="Left", width="stretch", on_click=go_to,
                   args=(position - 1,))
     nav[2].button("Next", key="queue_next", shortcut="Right", width="stretch", on_click=go_to, args=(position + 1,))

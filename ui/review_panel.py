@@ -46,6 +46,7 @@ SHORTCUTS = [  # (keys, what they do): the overlay's table; each is also shown o
     ("X", "Reject; then " + ", ".join(f"{key} {REJECT_REASONS[reason]}" for reason, key in REASON_KEYS.items())
      + " saves it with that reason"),
     ("Ctrl+Enter", "Save the correction (or the rejection), also while typing in it"),
+    ("T", "Take the suggested verdict as yours (recorded as yours, marked as taken from the suggestion)"),
     ("Z", "Undo the last verdict (the earlier version is restored; the history keeps both)"),
     ("→ / ←", "Next / previous record (Queue)"),
     ("N", "Next unreviewed record (Queue)"),
@@ -236,10 +237,26 @@ def shortcuts_dialog() -> None:
     st.caption("Plain keys never act while you type in a text field; Ctrl+Enter saves from inside it.")
 
 
+def suggestion_badge(suggestion: dict[str, Any] | None) -> str | None:
+    """"suggest: reject · 86 % · opens with an abstention": the suggested verdict with the probability of that
+    verdict and its first reason, or None for a record not analysed."""
+    if not suggestion or suggestion.get("verdict") not in ("accept", "reject"):
+        return None
+    p_accept = float(suggestion.get("p_accept") or 0.0)
+    likely = p_accept if suggestion["verdict"] == "accept" else 1.0 - p_accept
+    reasons = suggestion.get("reasons") or []
+    return " · ".join([f"suggest: {suggestion['verdict']}", f"{likely:.0%}", *reasons[:1]])
+
+
 def show_suggestion(record: Record) -> None:
-    """Hook: the suggested verdict's badge (record.suggestion: verdict, p_accept, reasons, model), drawn just
-    above the verdict bar. Intentionally empty until loupe.suggestion's badge is built here."""
-    return None
+    """The suggested verdict (loupe.suggestion), just above the verdict bar: an aid like the support map, shown in
+    blind review too (it is no annotator's verdict); every reason in its tooltip, with the model's name."""
+    badge = suggestion_badge(record.suggestion)
+    if badge is None:
+        return
+    reasons = "; ".join(record.suggestion.get("reasons") or [])
+    st.caption(md(":{}-badge[{}]", "red" if record.suggestion["verdict"] == "reject" else "green", badge),
+               help=md("{} (model {})", reasons or "no reason given", record.suggestion.get("model") or "?"))
 
 
 def review_panel(
@@ -313,6 +330,11 @@ class _Panel:
                        on_click=self.set_mode, args=("correct",))
         reject.button("Reject", key=f"{key}_reject_{record.id}", shortcut="X", width="stretch",
                       on_click=self.set_mode, args=("reject",))
+        suggested = (record.suggestion or {}).get("verdict")
+        if suggested in ("accept", "reject"):
+            st.button(md("Take the suggestion ({})", suggested), key=f"{key}_take_{record.id}", shortcut="T",
+                      on_click=self.take_suggestion,
+                      help="Save the suggested verdict as your own; the record notes it was the suggestion")
         last = st.session_state.get(f"{key}_last_verdict")
         undo.button("Undo", key=f"{key}_undo", shortcut="Z", width="stretch", on_click=self.undo, args=(last,),
                     disabled=last is None and self.current is None,
@@ -404,7 +426,22 @@ class _Panel:
 
     # -- saving -----------------------------------------------------------------------------------------------
 
-    def save(self, verdict: str, reason: str | None = None, from_selectbox: bool = False) -> None:
+    def take_suggestion(self) -> None:
+        """The T key's callback: the suggested verdict saved as the annotator's own, with `suggested` set. A
+        suggested rejection gets the reason "unsupported" when the suggestion found unsupported sentences, else
+        "other"; its reasons go into the comment unless the annotator wrote one."""
+        suggestion = self.record.suggestion or {}
+        reasons = suggestion.get("reasons") or []
+        if suggestion.get("verdict") == "reject":
+            reason = "unsupported" if any("unsupported" in text for text in reasons) else "other"
+            if not (st.session_state.get(f"{self.key}_comment") or "").strip():
+                st.session_state[f"{self.key}_comment"] = "suggested: " + "; ".join(reasons)
+            self.save("reject", reason=reason, suggested=True)
+        elif suggestion.get("verdict") == "accept":
+            self.save("accept", suggested=True)
+
+    def save(self, verdict: str, reason: str | None = None, from_selectbox: bool = False,
+             suggested: bool = False) -> None:
         """A verdict button's callback: commit the verdict, then let the page choose what it shows next. It runs
         before the rerun that draws anything, so a run never shows a record whose verdict is half saved; a press
         that reaches the server after this record's panel was done with (its state cleaned) changes nothing."""
@@ -423,7 +460,7 @@ class _Panel:
                     session, actor=self.principal, record_id=record.id, annotator=self.annotator, verdict=verdict,
                     comment=st.session_state.get(f"{key}_comment"), passage_marks=self.marks,
                     evidence=st.session_state.get(f"{key}_evidence_{record.id}", []), seconds=seconds,
-                    expected_version=st.session_state.get(self.version_key), **fields,
+                    expected_version=st.session_state.get(self.version_key), suggested=suggested, **fields,
                 )
                 version = saved.version
         except ReviewError as error:
