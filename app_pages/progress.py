@@ -80,6 +80,16 @@ if agreement is not None:
     metrics[1].metric("Krippendorff's alpha", "–" if alpha["value"] is None else f"{alpha['value']:.3f}",
                       help="Nominal, over the records judged by at least two annotators")
     metrics[1].caption(md("n = {} records", alpha["n"]))
+    suggested = agreement.get("suggestion") or []
+    if suggested:
+        st.subheader("The suggested verdict against each annotator")
+        st.caption("As if the suggestion were one more annotator, on the records both judged (Correct counts as "
+                   "reject): whether to trust it on this run's data.")
+        table = pd.DataFrame([{**row, "models": ", ".join(row["models"])} for row in suggested],
+                             columns=["annotator", "n", "percent_agreement", "cohen_kappa", "models"])
+        st.dataframe(table.rename(columns={"percent_agreement": "agreement", "cohen_kappa": "Cohen's kappa"}),
+                     hide_index=True, width="stretch",
+                     column_config={"agreement": st.column_config.NumberColumn(format="percent")})
 
 if principal.has("admin"):
     st.subheader("Assign records")
