@@ -14,7 +14,7 @@ from review.asking import ask_and_record
 from review.models import Record
 from review.records import get_record
 from ui.answer_again import answer_again_panel
-from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
+from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
 from ui.review_panel import correction_diff_html, review_panel
 from ui.text_safety import md
 
@@ -118,5 +118,5 @@ def undone(undone_id: str) -> None:
 
 
 review_panel(record, sessions, principal, key="ask_panel", on_saved=moved_on, on_undone=undone,
-             search=evidence_search(asker))
+             search=asker.search_evidence)
 answer_again_panel(record, asker, sessions, principal, key="ask")

@@ -20,7 +20,7 @@ from review.queue import (
 from review.records import get_record, open_record
 from ui import app_state
 from ui.answer_again import answer_again_panel
-from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids, evidence_search
+from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
 from ui.review_panel import review_panel
 from ui.text_safety import md, md_joined
 
@@ -195,7 +195,7 @@ def review() -> None:
     if saved:  # a toast: the verdict bar stays where it is
         st.toast(md("{}", saved), icon=":material/check:")
     review_panel(record, sessions, principal, key="queue_panel", on_saved=moved_on, on_undone=undone,
-                 search=evidence_search(asker))
+                 search=asker.search_evidence)
     answer_again_panel(record, asker, sessions, principal, key="queue")
 
 

@@ -8,7 +8,7 @@ from review.access import visible_annotations
 from review.export import FORMATS, export_producer
 from review.records import open_record, recent_records
 from ui.answer_again import answer_again_panel
-from ui.app_state import app_asker, app_sessions, current_principal, evidence_search
+from ui.app_state import app_asker, app_sessions, current_principal
 from ui.review_panel import correction_diff_html, review_panel
 from ui.text_safety import md
 
@@ -44,7 +44,7 @@ with sessions() as session:
     history = {a.annotator: list(a.history) for a in visible}
 
 review_panel(record, sessions, principal, key="records_panel", on_saved=lambda verdict: None,
-             search=evidence_search(asker))
+             search=asker.search_evidence)
 answer_again_panel(record, asker, sessions, principal, key="records")
 
 st.markdown("##### Verdicts and their history")

@@ -104,6 +104,10 @@ class Asker:
         result = pipeline.run(retrieval_inputs(pipeline, question, doc_ids, top_k))
         return result["fusion"]["documents"]
 
+    def search_evidence(self, query: str, scope: list[str] | None = None, top_k: int = 5) -> list[dict[str, Any]]:
+        """BM25 search within a document scope, as plain passages: for attaching evidence the retriever missed."""
+        return [passage_record(doc) for doc in self.retrieve(query, doc_ids=scope or None, mode="bm25", top_k=top_k)]
+
     def ask(
         self,
         question: str,

@@ -37,16 +37,6 @@ def document_ids(asker: Asker) -> list[str]:
     return sorted(count_by_document(asker.bundle.store))
 
 
-def evidence_search(asker: Asker):
-    """BM25 search within a document scope, for attaching evidence the retriever missed."""
-    from loupe.qa import passage_record
-
-    def search(query: str, scope: list[str]) -> list[dict]:
-        return [passage_record(doc) for doc in asker.retrieve(query, doc_ids=scope or None, mode="bm25", top_k=5)]
-
-    return search
-
-
 def current_principal():
     """The acting user of this browser session, set by app.py before any page runs (see review.access)."""
     return st.session_state["principal"]
