@@ -322,7 +322,14 @@ class _Panel:
 
     def verdict_bar(self) -> None:
         record, key = self.record, self.key
-        accept, correct, reject, undo, keys = st.columns([1.2, 1.2, 1.2, 1, 0.9])
+        suggested = (record.suggestion or {}).get("verdict")
+        if suggested in ("accept", "reject"):
+            accept, correct, reject, take, undo, keys = st.columns([1.1, 1.1, 1.1, 1.4, 0.9, 1])
+            take.button(md("Take {}", suggested), key=f"{key}_take_{record.id}", shortcut="T", width="stretch",
+                        on_click=self.take_suggestion,
+                        help="Save the suggested verdict as your own; the record notes it was the suggestion")
+        else:
+            accept, correct, reject, undo, keys = st.columns([1.2, 1.2, 1.2, 1, 0.9])
         # keyed by the record: a press made while this record was shown can only judge this record
         accept.button("Accept", key=f"{key}_accept_{record.id}", shortcut="A", type="primary", width="stretch",
                       on_click=self.save, args=("accept",))
@@ -330,11 +337,6 @@ class _Panel:
                        on_click=self.set_mode, args=("correct",))
         reject.button("Reject", key=f"{key}_reject_{record.id}", shortcut="X", width="stretch",
                       on_click=self.set_mode, args=("reject",))
-        suggested = (record.suggestion or {}).get("verdict")
-        if suggested in ("accept", "reject"):
-            st.button(md("Take the suggestion ({})", suggested), key=f"{key}_take_{record.id}", shortcut="T",
-                      on_click=self.take_suggestion,
-                      help="Save the suggested verdict as your own; the record notes it was the suggestion")
         last = st.session_state.get(f"{key}_last_verdict")
         undo.button("Undo", key=f"{key}_undo", shortcut="Z", width="stretch", on_click=self.undo, args=(last,),
                     disabled=last is None and self.current is None,
