@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import queue
-import threading
-from typing import Any
-
 import streamlit as st
 
 from configuration.settings import RETRIEVAL_MODES
@@ -16,6 +12,7 @@ from review.records import get_record
 from ui.answer_again import answer_again_panel
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
 from ui.review_panel import correction_diff_html, review_panel
+from ui.streaming import stream_into_page
 from ui.text_safety import md
 
 asker, sessions, settings, principal = app_asker(), app_sessions(), app_settings(), current_principal()
@@ -36,38 +33,11 @@ with st.form("ask_form", border=False):
 
 
 def ask_and_store(question: str, scope: list[str], mode: str, top_k: int) -> Record:
-    """Answer (streamed into the page from a worker thread), analyse support, and store the record: it is
-    committed before it is shown."""
-    chunks: queue.Queue = queue.Queue()
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["record"] = ask_and_record(
-                sessions, asker, actor=principal, question=question, doc_ids=scope, mode=mode, top_k=top_k,
-                streaming_callback=lambda chunk: chunks.put(chunk.content),
-                on_fallback=lambda reason: chunks.put(("fallback", reason)),
-            )
-        except Exception as error:  # shown to the user below, never as a traceback
-            outcome["error"] = error
-        finally:
-            chunks.put(None)
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    placeholder, text = st.empty(), ""
-    while (item := chunks.get()) is not None:
-        if isinstance(item, tuple):
-            st.warning(md("The generator failed, so the extractive answerer answered instead: {}", item[1]))
-            text = ""
-            continue
-        text += item
-        placeholder.markdown(md("{} ▌", text))
-    worker.join()
-    placeholder.empty()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["record"]
+    """Answer (streamed into the page), analyse support, and store the record: it is committed before it is
+    shown."""
+    return stream_into_page(lambda stream, on_fallback: ask_and_record(
+        sessions, asker, actor=principal, question=question, doc_ids=scope, mode=mode, top_k=top_k,
+        streaming_callback=stream, on_fallback=on_fallback))
 
 
 if asked:

@@ -4,8 +4,6 @@ word diff and both support maps. Used by the Ask, Queue and Records pages."""
 
 from __future__ import annotations
 
-import queue
-import threading
 from typing import Any
 
 import streamlit as st
@@ -18,6 +16,7 @@ from review.models import Record
 from review.records import get_record
 from ui.highlight import STYLE, answer_html
 from ui.review_panel import correction_diff_html
+from ui.streaming import stream_into_page
 from ui.text_safety import md
 
 
@@ -61,38 +60,16 @@ def answer_again_panel(record: Record, asker: Any, sessions: Any, principal: Any
 
 
 def _run(record: Record, asker: Any, sessions: Any, principal: Any, generator: GeneratorChoice | None) -> str:
-    """Answer again in a worker thread, streaming into the page; the new record's id."""
-    chunks: queue.Queue = queue.Queue()
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["record"] = answer_again(
-                sessions, asker, actor=principal, record_id=record.id, generator=generator,
-                streaming_callback=lambda chunk: chunks.put(chunk.content),
-                on_fallback=lambda reason: chunks.put(("fallback", reason)),
-            )
-        except Exception as error:  # shown below, never as a traceback
-            outcome["error"] = error
-        finally:
-            chunks.put(None)
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    placeholder, text = st.empty(), ""
-    while (item := chunks.get()) is not None:
-        if isinstance(item, tuple):
-            st.warning(md("The generator failed, so the extractive answerer answered instead: {}", item[1]))
-            text = ""
-            continue
-        text += item
-        placeholder.markdown(md("{} ▌", text))
-    worker.join()
-    placeholder.empty()
-    if "error" in outcome:
-        error = outcome["error"]
-        raise error if isinstance(error, ReviewError) else ReviewError(f"{type(error).__name__}: {error}")
-    return outcome["record"].id
+    """Answer again, streaming into the page; the new record's id."""
+    try:
+        again = stream_into_page(lambda stream, on_fallback: answer_again(
+            sessions, asker, actor=principal, record_id=record.id, generator=generator,
+            streaming_callback=stream, on_fallback=on_fallback))
+    except ReviewError:
+        raise
+    except Exception as error:  # shown by the caller, never as a traceback
+        raise ReviewError(f"{type(error).__name__}: {error}") from None
+    return again.id
 
 
 def compare(first: Record, again: Record) -> None:
