@@ -90,7 +90,7 @@ def test_each_role_sees_its_pages_and_no_more(page, team_app, name):
         page.get_by_role("link", name="Queue").click()
         page.get_by_text(re.compile(r"1 of 2 · 2 unreviewed by " + name)).wait_for(timeout=60_000)
         page.get_by_text("Filters and order").click()  # collapsed: the review panel gets the screen
-        viewer = page.get_by_role("textbox", name="Status as judged by")
+        viewer = page.get_by_role("combobox", name=re.compile("Status as judged by"))
         viewer.wait_for()
         assert viewer.is_disabled(), "annotators see only their own statuses"
         page.goto(f"{team_app}/users")  # a page outside the role's navigation is not served, even by its URL
