@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from configuration.settings import Settings
+from review.analysis import current_model_name
 from review.db import open_database
 from review.models import Annotation
 from review.records import apply_suggestion, get_record
@@ -32,8 +33,9 @@ def test_one_key_takes_the_suggestion_as_the_annotators_own_verdict(data_dir, mo
     at.multiselect(key="queue_runs").select("first").run()
     shown = record_id_shown(at)
     sessions = open_database(Settings(data_dir=data_dir))
+    in_force = current_model_name(Settings(data_dir=data_dir))  # else the analysis would suggest anew
     with sessions() as session:
-        apply_suggestion(get_record(session, record_id=shown), SUGGESTION)
+        apply_suggestion(get_record(session, record_id=shown), {**SUGGESTION, "model": in_force})
         session.commit()
     at.run()
     assert record_id_shown(at) == shown
