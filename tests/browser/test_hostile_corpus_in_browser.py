@@ -133,8 +133,11 @@ def test_every_page_shows_the_hostile_corpus_without_loading_or_running_anything
     visit(page, url, "Records")
     page.get_by_text("Export").first.click()
     page.get_by_text("csv", exact=True).click()
-    with page.expect_download(timeout=60_000) as download:
-        page.get_by_role("button", name=re.compile("Download all records")).click()
+    download_button = page.get_by_role("button", name=re.compile("Download all records"))
+    download_button.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # the rerun that the format choice started redraws the button: click the new one
+    with page.expect_download(timeout=180_000) as download:
+        download_button.click()
     exported = Path(download.value.path()).read_text(encoding="utf-8")
     assert exported.startswith("record_id,") and RECORD_ID in exported, "the export is generated on the click"
     nothing_escaped(page, "Records")
