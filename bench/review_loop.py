@@ -25,31 +25,21 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from bench.app_server import CHROMIUM_ARGS, SHOWN_JS
+from bench.app_server import start_app as start_app_with
 from bench.import_records import SHARED_RECORDS, real_papers, synthetic_papers, write_records
 from bench.synthetic import Progress
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 RUN = "study"
 
-# The record shown: the queue caption "run … · document … · CQn · record <id> · <status>".
-SHOWN_JS = """() => {
-  for (const node of document.querySelectorAll('[data-testid=stCaptionContainer]')) {
-    const match = /(?:^|·\\s)record (\\S+)/.exec(node.innerText);
-    if (match) return match[1];
-  }
-  return null;
-}"""
 # The support map drawn: no "checking in the background" note left, nothing running.
 SUPPORT_JS = """() => !document.querySelector('.loupe-support-pending') && !document.querySelector('[data-stale=true]')
   && !document.querySelector('[data-testid=stStatusWidgetRunningIcon], [data-testid=stStatusWidgetRunningManIcon]')
@@ -64,12 +54,6 @@ DONE_JS = """(before) => {
   if (!accept || !document.querySelector('.loupe-passage')) return false;
   return performance.now();
 }""".replace("SHOWN", SHOWN_JS)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def environment(repo: Path, data_dir: Path) -> dict[str, str]:
@@ -89,24 +73,7 @@ def import_records(repo: Path, data_dir: Path, folder: Path, chunk_chars: int | 
 
 
 def start_app(repo: Path, data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=repo, env=environment(repo, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("streamlit did not start")
-
+    return start_app_with(repo, environment(repo, data_dir), capture=False)
 
 def accept_key(page) -> str:
     """The Accept button's shortcut as Playwright names it, read from its label ("Accept Alt+1", "Accept A")."""

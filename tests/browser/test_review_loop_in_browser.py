@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from bench.app_server import SHOWN_JS
 from configuration.settings import Settings
 from review.db import open_database
 from review.importer import Importer
@@ -20,13 +21,6 @@ from tests.conftest import ADMIN, DEMO_CORPUS
 pytestmark = pytest.mark.slow
 
 RECORDS = 14
-SHOWN_JS = """() => {
-  for (const node of document.querySelectorAll('[data-testid=stCaptionContainer]')) {
-    const match = /(?:^|·\\s)record (\\S+)/.exec(node.innerText);
-    if (match) return match[1];
-  }
-  return null;
-}"""
 IDLE_JS = """() => !document.querySelector('[data-stale=true]')
   && !document.querySelector('[data-testid=stStatusWidgetRunningIcon], [data-testid=stStatusWidgetRunningManIcon]')"""
 
