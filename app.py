@@ -11,7 +11,7 @@ import streamlit as st
 
 from configuration.settings import SettingsError
 from review.db import auth_required
-from ui.app_state import app_asker, app_sessions, app_settings
+from ui.app_state import app_asker, app_sessions, app_settings, freeze_loaded_objects
 from ui.auth import exposure_refusal, logged_in_principal, login_page, single_user_principal
 from ui.text_safety import md
 
@@ -33,6 +33,7 @@ if refusal:
 try:
     asker = app_asker()
     sessions = app_sessions()
+    freeze_loaded_objects()
 except (SettingsError, ValueError, OSError) as error:
     st.error(md("Loupe cannot start: {}", error))
     st.stop()

@@ -7,7 +7,8 @@ On a fresh data directory: writes --records study-like prompt records (the 1,680
 ../shared/data/kommineni2024 cycled under new names, as bench/import_records.py does), imports them with
 `cli.py import` (contexts regrouped into the study's retrieved chunks: 1,000 characters, 4 chunks) and computes
 NO support map; starts `streamlit run app.py`, opens the Queue in Debian's Chromium at 1366x768 and presses the
-Accept shortcut --steps times, --read-ms after each record is shown. Each step is timed in the page, from the
+Accept shortcut --steps times, --read-ms after each record is shown (the first one included: an annotator reads
+the record the Queue opens on before judging it). Each step is timed in the page, from the
 keydown to the first animation frame at which the next record is fully shown: another record's caption, nothing
 stale on the page, the app no longer running, the Accept button and the record's passages present. Where the
 panel shows a record before its support map is ready (the background worker still on it), the time until the
@@ -104,6 +105,8 @@ def drive(url: str, steps: int, key: str | None, screenshot: Path | None, read_m
             page.screenshot(path=str(screenshot))
         page.evaluate("() => document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, true)")
         page.mouse.click(5, 400)  # focus the page, not a widget
+        page.wait_for_function(SUPPORT_JS, timeout=300_000, polling="raf")
+        page.wait_for_timeout(read_ms)  # the first record is read too
         times, support, shown = [], [], []
         for step in range(steps):
             before = page.evaluate(SHOWN_JS)

@@ -15,6 +15,12 @@ records at a time and embeds their sentences together first (`loupe.support.prep
 fast as one record at a time), then analyses and commits them one by one; a newer `ahead()` interrupts the batch
 after the record in progress, the rest of it waiting right behind the new request.
 
+Yielding to the page: the worker starts a batch, and goes on to its next record, only `quiet_s` (QUIET_S) after
+the latest `ahead()`. A page calls `ahead()` while it draws a record, so the drawing (the script run, then the
+browser's rendering, on the same few cores) does not compete with MiniLM; an annotator reading the record
+leaves the worker ample time. Its thread also runs at the lowest CPU priority (where the system allows it), the
+threads the model computes with included, so a press arriving mid-analysis is served first.
+
 Failures: a record that has disappeared (deleted, or never existed) is skipped. Any other exception stops the
 thread: `status().error` says what happened (until a restarted thread completes a record), the record it failed
 on is not tried again by the worker, and the next `ahead()` starts a new thread.
@@ -29,7 +35,9 @@ worker.status()                                # WorkerStatus(running=True, pend
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,6 +54,7 @@ from review.records import get_record
 MAX_PENDING = 500  # requests kept; past this the oldest are dropped (they are requested again when near)
 IDLE_EXIT_S = 300.0  # a thread with nothing to do for this long ends; the next ahead() starts another
 BATCH = 8  # records taken at a time: their sentences are embedded together (loupe.support.prepare_support)
+QUIET_S = 0.4  # after an ahead() call the worker waits this long: the page that called is drawn first
 
 
 @dataclass(frozen=True)
@@ -65,12 +74,14 @@ class WorkerStatus:
 class AnalysisWorker:
     """One daemon thread analysing queued records in the background; thread-safe, shared by all sessions."""
 
-    def __init__(self, sessions, settings: Settings) -> None:
+    def __init__(self, sessions, settings: Settings, quiet_s: float = QUIET_S) -> None:
         """
         :param sessions: the review database's session factory.
         :param settings: the settings in force (the embedding model, the suggester).
+        :param quiet_s: how long after an ahead() call the worker waits before it analyses anything.
         """
-        self.sessions, self.settings = sessions, settings
+        self.sessions, self.settings, self.quiet_s = sessions, settings, quiet_s
+        self._last_request = float("-inf")  # time.monotonic() of the latest ahead()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._pending: list[str] = []
@@ -91,6 +102,7 @@ class AnalysisWorker:
                 return
             wanted = [record_id for record_id in dict.fromkeys(record_ids) if record_id and record_id not in self._failed]
             self._requests += 1
+            self._last_request = time.monotonic()
             self._latest = chosen = set(wanted)
             self._pending = (wanted + [record_id for record_id in self._pending if record_id not in chosen])
             del self._pending[MAX_PENDING:]
@@ -130,13 +142,23 @@ class AnalysisWorker:
             self._wake.notify_all()  # wait_idle
             if not self._wake.wait_for(lambda: self._pending or self._stopping, timeout=IDLE_EXIT_S):
                 return [], self._requests
-            if self._stopping:
+            self._wait_quiet()
+            if self._stopping or not self._pending:
                 return [], self._requests
             batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
             self._current = batch[0]
             return batch, self._requests
 
+    def _wait_quiet(self) -> None:
+        """With the lock held: wait until `quiet_s` have passed since the latest ahead() (or stop() was called)."""
+        while not self._stopping:
+            left = self._last_request + self.quiet_s - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(left)
+
     def _work(self) -> None:
+        _lowest_priority()
         record_id, rest = None, []
         try:
             while True:
@@ -148,6 +170,7 @@ class AnalysisWorker:
                 self._analyse(record_id)
                 while rest:
                     with self._lock:
+                        self._wait_quiet()
                         if self._stopping:
                             return
                         if self._requests != taken:  # a newer request goes first; the rest wait right behind it
@@ -196,3 +219,12 @@ class AnalysisWorker:
             else:
                 self._done += 1
             self._error = None  # a record went through: an earlier crash is behind us
+
+
+def _lowest_priority() -> None:
+    """Give the calling thread the lowest CPU priority (nice 19; Linux sets it per thread, and threads it starts
+    later, such as torch's, inherit it). Elsewhere it stays as it is: an optimisation only."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass

@@ -4,6 +4,7 @@ crash of the worker is reported, on-demand analysis still works, and the next re
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -199,3 +200,39 @@ def test_cli_analyze_does_a_whole_run_with_a_progress_line(tmp_path, monkeypatch
     assert "computed for 3 records of run r" in out and len(spy.calls) == 3
     assert cli.main(["analyze", "--run", "r"]) == 0
     assert "computed for 0 records" in capsys.readouterr().out and len(spy.calls) == 3
+
+
+def test_the_worker_waits_until_the_page_that_asked_is_drawn(sessions, tmp_path, spy):  # noqa: F811
+    """Nothing is analysed within quiet_s of an ahead() call (the page that called is being drawn), and each
+    newer call pushes the start back again."""
+    ids = imported(sessions, tmp_path)
+    worker = AnalysisWorker(sessions, Settings(data_dir=tmp_path / "data"), quiet_s=0.6)
+    try:
+        started = time.monotonic()
+        worker.ahead([ids[0]])
+        time.sleep(0.3)
+        worker.ahead([ids[1]])  # the next record drawn: the quiet period starts again
+        asked = time.monotonic()
+        assert worker.wait_idle(TIMEOUT)
+        assert spy.answers() == ["Answer 1. Seed 1 was fixed.", "Answer 0. Seed 0 was fixed."]
+        assert time.monotonic() - asked >= 0.6 and time.monotonic() - started >= 0.9
+    finally:
+        worker.stop()
+
+
+def test_the_worker_thread_runs_at_the_lowest_priority(sessions, tmp_path, spy, worker, monkeypatch):  # noqa: F811
+    if not hasattr(os, "setpriority"):
+        pytest.skip("this system has no per-thread priorities (os.setpriority)")
+    niceness: list[int] = []
+    original = spy.__call__
+
+    def observed(settings, answer, passage_texts):
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return original(settings, answer, passage_texts)
+
+    monkeypatch.setattr(analysis, "analyze_support", observed)
+    ids = imported(sessions, tmp_path, count=1)
+    worker.ahead(ids)
+    assert worker.wait_idle(TIMEOUT)
+    assert niceness == [19]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19, "the test's own thread is untouched"

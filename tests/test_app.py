@@ -32,3 +32,16 @@ def test_empty_question_is_an_error_not_a_traceback(app):
     app.button[0].click().run()
     assert not app.exception
     assert [e.value for e in app.error] == ["Type a question first."]
+
+
+def test_the_loaded_models_are_kept_out_of_full_garbage_collections(app):
+    """Streamlit's collection after every run is off (.streamlit/config.toml), and what the app loaded is frozen
+    (ui.app_state.freeze_loaded_objects), so the collections Python still makes stay short."""
+    import gc
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["runner"]["postScriptGC"] is False
+    assert not app.exception
+    assert gc.get_freeze_count() > 100_000, "the libraries and models loaded by the app are frozen"
