@@ -404,7 +404,9 @@ class SupportEvidence:
 @dataclass(frozen=True)
 class SentenceSupport:
     """One answer sentence: its index and span in the answer, whether it is supported, its kind ("claim",
-    "generic" for outside knowledge, "abstention"), its best score and its evidence, best first."""
+    "generic" for outside knowledge, "abstention"), its best score and its evidence, best first. An unsupported
+    sentence has no evidence but says where it came `closest` (the best passage sentence, below min_score), so a
+    reviewer can see how near the passages came."""
 
     index: int
     text: str
@@ -414,17 +416,23 @@ class SentenceSupport:
     kind: SentenceKind
     score: float
     evidence: list[SupportEvidence] = field(default_factory=list)
+    closest: SupportEvidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "text": self.text, "start": self.start, "end": self.end,
+        data = {"index": self.index, "text": self.text, "start": self.start, "end": self.end,
                 "supported": self.supported, "kind": self.kind, "score": self.score,
                 "evidence": [item.to_dict() for item in self.evidence]}
+        if self.closest is not None:
+            data["closest"] = self.closest.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SentenceSupport:
+        closest = data.get("closest")
         return cls(index=data["index"], text=data["text"], start=data["start"], end=data["end"],
                    supported=data["supported"], kind=data["kind"], score=data["score"],
-                   evidence=[SupportEvidence.from_dict(item) for item in data.get("evidence", [])])
+                   evidence=[SupportEvidence.from_dict(item) for item in data.get("evidence", [])],
+                   closest=SupportEvidence.from_dict(closest) if closest else None)
 
 
 @dataclass(frozen=True)
@@ -670,9 +678,13 @@ class SupportAligner:
             else:
                 supported = score >= self.min_score
                 kind = "generic" if not supported and (after_abstention or sentence.hedged) else "claim"
+            closest = None
+            if not supported and combined.shape[1]:
+                closest = self._evidence_at(int(np.argmax(combined[index])), combined[index], semantic[index],
+                                            lexical[index], candidates, passages)
             sentences.append(SentenceSupport(
                 index=index, text=sentence.text, start=sentence.start, end=sentence.end, supported=supported,
-                kind=kind, score=round(score, 4), evidence=evidence,
+                kind=kind, score=round(score, 4), evidence=evidence, closest=closest,
             ))
         thresholds = SupportThresholds(min_score=self.min_score, semantic_weight=self.semantic_weight,
                                        max_evidence=self.max_evidence, lexical_prefilter=self.lexical_prefilter)
@@ -691,10 +703,17 @@ class SupportAligner:
             if candidate.clean in seen:  # overlapping chunks repeat sentences
                 continue
             seen.add(candidate.clean)
-            evidence.append(SupportEvidence(
-                passage=candidate.passage, start=candidate.start, end=candidate.end,
-                text=passages[candidate.passage][candidate.start : candidate.end],
-                score=round(float(combined[column]), 4), semantic=round(float(semantic[column]), 4),
-                lexical=round(float(lexical[column]), 4),
-            ))
+            evidence.append(self._evidence_at(column, combined, semantic, lexical, candidates, passages))
         return evidence
+
+    @staticmethod
+    def _evidence_at(column: int, combined: np.ndarray, semantic: np.ndarray, lexical: np.ndarray,
+                     candidates: list[PassageSentence], passages: list[str]) -> SupportEvidence:
+        """Passage sentence `column` as evidence for one answer sentence (its row of the score matrices)."""
+        candidate = candidates[column]
+        return SupportEvidence(
+            passage=candidate.passage, start=candidate.start, end=candidate.end,
+            text=passages[candidate.passage][candidate.start : candidate.end],
+            score=round(float(combined[column]), 4), semantic=round(float(semantic[column]), 4),
+            lexical=round(float(lexical[column]), 4),
+        )

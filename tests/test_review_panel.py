@@ -15,7 +15,7 @@ from review.errors import ConflictError, InvalidVerdictError
 from review.models import Annotation, AnnotationVersion, Record
 from tests.conftest import ADMIN, run_app
 from tests.test_app_queue import data_dir, position, shown_record  # noqa: F401  (fixture and helpers)
-from ui.highlight import passage_html, reflow_map
+from ui.highlight import answer_html, closest_spans, passage_html, reflow_map
 
 pytestmark = pytest.mark.slow
 
@@ -199,3 +199,17 @@ def test_reflow_joins_pdf_lines_and_undoes_hyphenation_keeping_offsets():
     assert highlighted == "learning models were trained on two GPUs.", "the highlight covers the same characters"
     raw = passage_html(text, "", [(start, end, [1])], reflow=False)
     assert re.search(r'<span class="loupe-support"[^>]*>(.*?)<sup', raw, re.S).group(1) == text[start:end]
+
+
+def test_an_unsupported_sentence_shows_the_passage_that_came_closest():
+    passages = ["Seeds were fixed.", "The images were annotated by two experts."]
+    closest = {"passage": 1, "start": 4, "end": 10, "text": "images", "score": 0.2817, "semantic": 0.37,
+               "lexical": 0.14}
+    support = {"sentences": [{"index": 0, "text": "Volunteers labelled <b>it</b>.", "start": 0, "end": 29,
+                              "supported": False, "kind": "claim", "score": 0.2817, "evidence": [],
+                              "closest": closest}]}
+    answer = answer_html("Volunteers labelled <b>it</b>.", support)
+    assert "closest: passage 2, score 0.28" in answer and "<b>" not in answer
+    assert closest_spans(support, 0) == [] and closest_spans(support, 1) == [(4, 10, [1])]
+    html = passage_html(passages[1], "", [], closest=closest_spans(support, 1))
+    assert re.search(r'<span class="loupe-closest" data-closest="1"[^>]*>images</span>', html)

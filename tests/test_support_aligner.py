@@ -93,6 +93,20 @@ def test_claims_absent_from_the_passages_are_unsupported(aligner):
 
 
 @pytest.mark.slow
+def test_an_unsupported_sentence_says_where_it_came_closest(aligner):
+    answer = ("The validation images were labelled by volunteers through a smartphone app in 2023. "
+              "Training used the Adam optimizer with a learning rate of 0.001.")
+    support = aligner.run(answer=answer, passages=PASSAGES)["support"].to_dict()
+    unsupported, supported = support["sentences"]
+    assert (unsupported["supported"], supported["supported"]) == (False, True)
+    closest = unsupported["closest"]
+    assert closest["passage"] == 2 and closest["text"].startswith("All images were annotated by two experts")
+    assert PASSAGES[2][closest["start"] : closest["end"]] == closest["text"]
+    assert closest["score"] == unsupported["score"] < support["thresholds"]["min_score"]
+    assert "closest" not in supported, "a supported sentence has its evidence instead"
+
+
+@pytest.mark.slow
 def test_abstention_then_generic_advice(aligner):
     passages = [
         "Bird migration was tracked with GPS loggers attached to 40 storks. The loggers recorded a position "
@@ -248,6 +262,7 @@ def test_support_map_round_trip():
                                   "max_evidence": support_aligner.DEFAULT_MAX_EVIDENCE, "lexical_prefilter": True}
     assert (data["abstains"], data["abstention_sentences"], data["model"]) == (True, [1], "fake")
     assert data["supported_count"] + data["unsupported_count"] + len(data["abstention_sentences"]) == 3
+    assert data["sentences"][2]["closest"]["passage"] in (0, 1, 2) and "closest" not in data["sentences"][1]
     stored = json.loads(json.dumps(data))  # as record.support keeps it
     assert SupportMap.from_dict(stored) == support
     assert SupportMap.from_dict(stored).to_dict() == data
