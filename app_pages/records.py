@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from review.access import visible_annotations
+from review.annotations import withdrawn_verdicts
 from review.export import FORMATS, export_producer
 from review.records import open_record, recent_records
 from ui.answer_again import answer_again_panel
@@ -42,6 +43,8 @@ record_id = st.selectbox("Record", [r.id for r in records], key="records_selecte
 with sessions() as session:
     record, visible = open_record(session, actor=principal, record_id=record_id)
     history = {a.annotator: list(a.history) for a in visible}
+    withdrawn = withdrawn_verdicts(session, record.id, None if principal.sees_everyone
+                                   else {a.annotator for a in visible} | {principal.name})
 
 review_panel(record, sessions, principal, key="records_panel", on_saved=lambda verdict: None,
              search=asker.search_evidence)
@@ -63,3 +66,7 @@ for annotation in visible:
         for version in history[annotation.annotator]:
             st.caption(md("earlier: version {} · {} · {}", version.version, version.verdict,
                           f"{version.recorded_at:%Y-%m-%d %H:%M}"))
+for item in withdrawn:
+    st.caption(md("withdrawn with Undo: **{}** · {} · version {} · saved {} · withdrawn {}", item.annotator,
+                  item.verdict, item.version, f"{item.recorded_at:%Y-%m-%d %H:%M}",
+                  f"{item.withdrawn_at:%Y-%m-%d %H:%M}"))

@@ -1,15 +1,19 @@
-"""Data functions for verdicts. A verdict is committed at once; changing it (or undoing it) keeps the earlier version."""
+"""Data functions for verdicts. A verdict is committed at once; changing it (or undoing it) keeps the earlier version,
+and a first verdict undone is kept as withdrawn."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from review.access import Principal, require_acting_as, require_record
-from review.errors import InvalidVerdictError, NotFoundError
-from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersion
+from review.errors import ConflictError, InvalidVerdictError, NotFoundError
+from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersion, WithdrawnVerdict
 from review.records import get_record
 from review.versioned import UNCHECKED, save_version
 
@@ -98,18 +102,18 @@ VERDICT_FIELDS = ("verdict", "corrected_answer", "reason", "comment", "passage_m
 
 def undo_verdict(
     session: Session, *, actor: Principal, record_id: str, annotator: str, expected_version: int | None = UNCHECKED,
-) -> Annotation:
-    """Undo `annotator`'s last verdict on a record: the version before it becomes the current one again, saved as
-    a new version, and commit. Nothing is lost: the undone verdict joins the history, beside the one restored.
+) -> Annotation | WithdrawnVerdict:
+    """Undo `annotator`'s last verdict on a record, and commit. Nothing is lost either way:
 
-    A first verdict has no earlier version to restore and is refused (restore-only): the record stays reviewed
-    with it, and the annotator changes it with another verdict. (A withdrawn state would need every reader of
-    annotations, counts and agreement included, to treat it as unreviewed.)
+    - a changed verdict: the version before it becomes the current one again, saved as a new version; the undone
+      one joins the history, beside the one restored;
+    - a first verdict: it is withdrawn, and the record is unreviewed by `annotator` again (in every count, queue
+      and agreement figure, since no annotation is left); the verdict is kept whole in `WithdrawnVerdict`.
 
     :param expected_version: the version the caller saw last (the one it saved); if the annotation changed since,
         nothing is written.
+    :returns: the restored annotation, or for a first verdict the WithdrawnVerdict that keeps it.
     :raises NotFoundError: no such record, or no verdict of `annotator` on it.
-    :raises InvalidVerdictError: the verdict is a first one: there is nothing to restore.
     :raises ConflictError: the annotation changed since the caller read it.
     :raises PermissionDeniedError: `actor` may not judge this record, or not under this name.
     """
@@ -123,12 +127,40 @@ def undo_verdict(
     if current is None:
         raise NotFoundError(f"{annotator} has no verdict on this record to undo")
     if not current.history:
-        raise InvalidVerdictError(
-            f"nothing to undo: this was {annotator}'s first verdict on this record ({current.verdict}); change it "
-            "with Accept, Correct or Reject (the history keeps it)")
+        return _withdraw(session, current, actor, expected_version)
     previous = max(current.history, key=lambda version: version.version)
     fields = {"annotator": annotator, **{name: getattr(previous, name) for name in VERDICT_FIELDS}}
     return save_version(session, current=current, fields=fields, expected_version=expected_version,
                         create=lambda **values: Annotation(record_id=record_id, **values),
                         history=AnnotationVersion, parent_key=AnnotationVersion.parent_key,
                         owner=lambda annotation: annotation.annotator, what="verdict")
+
+
+def _withdraw(session: Session, current: Annotation, actor: Principal,
+              expected_version: int | None) -> WithdrawnVerdict:
+    """Keep a first verdict in WithdrawnVerdict and delete the annotation, in one commit (or neither)."""
+    if expected_version not in (UNCHECKED, current.version):
+        raise ConflictError(f"{current.annotator} saved a newer verdict on this record (version {current.version}) "
+                            f"since you opened it (version {expected_version}); reload to see it before undoing it")
+    withdrawn = WithdrawnVerdict(
+        record_id=current.record_id, annotator=current.annotator, version=current.version,
+        recorded_at=current.updated_at, withdrawn_by=actor.name,
+        **{name: getattr(current, name) for name in VERDICT_FIELDS},
+    )
+    session.add(withdrawn)
+    session.delete(current)
+    try:
+        session.commit()
+    except (StaleDataError, IntegrityError):
+        session.rollback()
+        raise ConflictError("another save of this verdict happened at the same moment; reload and try again") from None
+    return withdrawn
+
+
+def withdrawn_verdicts(session: Session, record_id: str,
+                       annotators: Iterable[str] | None = None) -> list[WithdrawnVerdict]:
+    """The withdrawn first verdicts on a record (of these annotators; None: everyone's), oldest first."""
+    query = select(WithdrawnVerdict).where(WithdrawnVerdict.record_id == record_id)
+    if annotators is not None:
+        query = query.where(WithdrawnVerdict.annotator.in_(list(annotators)))
+    return list(session.scalars(query.order_by(WithdrawnVerdict.withdrawn_at, WithdrawnVerdict.id)))

@@ -157,6 +157,20 @@ class AnnotationVersion(HistoryRow, VerdictFields, Base):
     annotation: Mapped[Annotation] = relationship(back_populates="history")
 
 
+class WithdrawnVerdict(VerdictFields, Base):
+    """A first verdict taken back with Undo: the record is unreviewed by its annotator again, and what they had
+    decided (all of it, with its version and when it was saved) is kept here, never deleted."""
+
+    __tablename__ = "withdrawn_verdicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the verdict was saved
+    withdrawn_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    withdrawn_by: Mapped[str] = mapped_column(String(200))
+
+
 class User(Base):
     """A person who logs in (LOUPE_AUTH=password): their role decides what they may read and write."""
 

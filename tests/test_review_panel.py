@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from configuration.settings import Settings
-from review.annotations import record_verdict, undo_verdict
+from review.annotations import record_verdict, undo_verdict, withdrawn_verdicts
 from review.db import open_database
-from review.errors import ConflictError, InvalidVerdictError
-from review.models import Annotation, AnnotationVersion, Record
+from review.errors import ConflictError, NotFoundError
+from review.models import Annotation, AnnotationVersion, Record, WithdrawnVerdict
 from tests.conftest import ADMIN, run_app
 from tests.test_app_queue import data_dir, position, shown_record  # noqa: F401  (fixture and helpers)
 from ui.highlight import answer_html, closest_spans, passage_html, reflow_map
@@ -51,9 +51,25 @@ def test_undo_restores_the_earlier_version_and_keeps_both(data_dir):  # noqa: F8
         record_id = session.scalars(select(Record.id).order_by(Record.id)).first()
     tester = ADMIN.__class__("tester", "admin")
     with sessions() as session:
-        record_verdict(session, actor=tester, record_id=record_id, annotator="tester", verdict="accept", comment="fine")
-    with sessions() as session, pytest.raises(InvalidVerdictError, match="first verdict"):
-        undo_verdict(session, actor=tester, record_id=record_id, annotator="tester")
+        record_verdict(session, actor=tester, record_id=record_id, annotator="tester", verdict="reject",
+                       reason="wrong", comment="too short")
+    with sessions() as session, pytest.raises(ConflictError):
+        undo_verdict(session, actor=tester, record_id=record_id, annotator="tester", expected_version=2)
+    with sessions() as session:  # a first verdict: withdrawn, kept whole, the record unreviewed again
+        withdrawn = undo_verdict(session, actor=tester, record_id=record_id, annotator="tester", expected_version=1)
+        assert isinstance(withdrawn, WithdrawnVerdict)
+        assert (withdrawn.verdict, withdrawn.reason, withdrawn.comment, withdrawn.version) == (
+            "reject", "wrong", "too short", 1)
+    assert stored(data_dir) == ([], [])
+    with sessions() as session:
+        assert [(w.annotator, w.verdict, w.reason, w.withdrawn_by) for w in withdrawn_verdicts(session, record_id)] == [
+            ("tester", "reject", "wrong", "tester")]
+        assert withdrawn_verdicts(session, record_id, ["someone else"]) == []
+    with sessions() as session, pytest.raises(NotFoundError):
+        undo_verdict(session, actor=tester, record_id=record_id, annotator="tester")  # nothing left to undo
+    with sessions() as session:
+        record_verdict(session, actor=tester, record_id=record_id, annotator="tester", verdict="accept", comment="fine",
+                       expected_version=None)
     with sessions() as session:
         record_verdict(session, actor=tester, record_id=record_id, annotator="tester", verdict="reject",
                        reason="wrong", expected_version=1)
@@ -106,9 +122,14 @@ def test_undo_goes_back_and_restores(app, data_dir):  # noqa: F811
     first = record_id_shown(app)
     button(app, "queue_panel_accept_").click().run()
     assert record_id_shown(app) != first
-    app.button(key="queue_panel_undo").click().run()  # a first verdict: restore-only, said so, and shown again
+    app.button(key="queue_panel_undo").click().run()  # a first verdict: withdrawn, the record unreviewed again
+    assert record_id_shown(app) == first and stored(data_dir) == ([], [])
+    assert any("is withdrawn and the record is unreviewed again" in s.value for s in app.success)
+    assert next(c.value for c in app.caption if "record " in c.value).endswith("unreviewed"), "its status again"
+    button(app, "queue_panel_accept_").click().run()  # judged again, then changed
+    assert record_id_shown(app) != first
+    app.button(key="queue_previous").click().run()
     assert record_id_shown(app) == first
-    assert any("nothing to undo" in w.value for w in app.warning)
     app.button(key=f"queue_panel_reject_{first}").click().run()
     app.button(key=f"queue_panel_reason_unsupported_{first}").click().run()
     app.button(key="queue_panel_undo").click().run()

@@ -30,7 +30,7 @@ from review.access import Principal
 from review.annotations import record_verdict, undo_verdict
 from review.context_chunks import describe_grouping
 from review.errors import ConflictError, ReviewError
-from review.models import REJECT_REASONS, Record
+from review.models import REJECT_REASONS, Record, WithdrawnVerdict
 from ui.highlight import STYLE, answer_html, closest_spans, evidence_spans, passage_html
 from ui.text_safety import md, visible_html
 
@@ -47,7 +47,8 @@ SHORTCUTS = [  # (keys, what they do): the overlay's table; each is also shown o
      + " saves it with that reason"),
     ("Ctrl+Enter", "Save the correction (or the rejection), also while typing in it"),
     ("T", "Take the suggested verdict as yours (recorded as yours, marked as taken from the suggestion)"),
-    ("Z", "Undo the last verdict (the earlier version is restored; the history keeps both)"),
+    ("Z", "Undo the last verdict: the earlier version is restored (the history keeps both), or a first verdict is "
+          "withdrawn (kept as withdrawn; the record is unreviewed again)"),
     ("→ / ←", "Next / previous record (Queue)"),
     ("N", "Next unreviewed record (Queue)"),
     ("1 … 9", "Mark passage k relevant (again: clear the mark)"),
@@ -340,7 +341,8 @@ class _Panel:
         last = st.session_state.get(f"{key}_last_verdict")
         undo.button("Undo", key=f"{key}_undo", shortcut="Z", width="stretch", on_click=self.undo, args=(last,),
                     disabled=last is None and self.current is None,
-                    help="Undo your last verdict: the version before it is restored, the history keeps both")
+                    help="Undo your last verdict: the version before it is restored (the history keeps both); a "
+                         "first verdict is withdrawn, and kept as withdrawn")
         if keys.button("Shortcuts", key=f"{key}_shortcuts", icon=":material/keyboard:", width="stretch",
                        help="Every keyboard shortcut (?)"):
             shortcuts_dialog()
@@ -489,10 +491,14 @@ class _Panel:
         record_id, version = last if last is not None else (self.record.id, self.current.version)
         try:
             with self.sessions() as session:
-                restored = undo_verdict(session, actor=self.principal, record_id=record_id, annotator=self.annotator,
-                                        expected_version=version)
-                notice = ("success", f"Undone: your verdict is {restored.verdict} again (version {restored.version}; "
-                                     "the undone one is kept in the history).")
+                undone = undo_verdict(session, actor=self.principal, record_id=record_id, annotator=self.annotator,
+                                      expected_version=version)
+                if isinstance(undone, WithdrawnVerdict):
+                    notice = ("success", f"Undone: your first verdict ({undone.verdict}) is withdrawn and the record "
+                                         "is unreviewed again (the withdrawn verdict is kept).")
+                else:
+                    notice = ("success", f"Undone: your verdict is {undone.verdict} again (version {undone.version}; "
+                                         "the undone one is kept in the history).")
         except ReviewError as error:
             notice = ("warning", str(error))
         st.session_state.pop(f"{self.key}_last_verdict", None)

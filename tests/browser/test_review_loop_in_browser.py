@@ -144,11 +144,21 @@ def test_verdicts_by_keyboard_and_undo(page, app_url):
     third = wait_shown(page, second)
     assert verdicts(data_dir)[second] == ("reject", "wrong", 1)
 
-    page.keyboard.press("z")  # undo a first verdict: restore-only, said so, and the record shown again
+    page.keyboard.press("z")  # undo a first verdict: withdrawn, and the record shown again, unreviewed
     wait_shown(page, third)
     assert page.evaluate(SHOWN_JS) == second
-    page.get_by_text(re.compile("nothing to undo")).wait_for()
-    page.keyboard.press("a")  # change it
+    page.get_by_text(re.compile("is withdrawn and the record is unreviewed again")).wait_for()
+    assert second not in verdicts(data_dir)
+    page.keyboard.press("x")  # judge it again
+    page.get_by_role("button", name=re.compile("^wrong or incomplete")).wait_for()
+    page.keyboard.press("w")
+    wait_shown(page, second)
+    assert verdicts(data_dir)[second] == ("reject", "wrong", 1)
+    page.keyboard.press("ArrowLeft")  # back to it, and change it
+    wait_shown(page, page.evaluate(SHOWN_JS))
+    settle(page)
+    assert page.evaluate(SHOWN_JS) == second
+    page.keyboard.press("a")
     wait_shown(page, second)
     assert verdicts(data_dir)[second] == ("accept", None, 2)
     page.keyboard.press("z")  # and undo that: the rejection is back, the history keeps both
