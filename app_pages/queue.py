@@ -149,8 +149,10 @@ def review() -> None:
         st.session_state.pop("queue_cache", None)
         st.error(md("{} (the queue is read again on the next step)", error))
         return
+    saved = st.session_state.pop("queue_saved", None)  # the verdict just committed, said on the record's line
     st.caption(md_joined(f"run {record.run}" if record.run else "", f"document {record.doc_id}" if record.doc_id else "",
-                         record.question_id or "", f"record {record.external_id or record.id}", entries[position][1]))
+                         record.question_id or "", f"record {record.external_id or record.id}", entries[position][1],
+                         f"✓ {saved}" if saved else ""))
     st.markdown(md("##### {}", record.question) if record.question
                 else "##### *(no question text: import the question set with --questions)*")
 
@@ -183,7 +185,7 @@ def review() -> None:
         here = ids.index(record.id) if record.id in ids else position
         entries[here] = (record.id, {"accept": "accepted", "correct": "corrected", "reject": "rejected"}[verdict])
         target = next_unreviewed(entries, here)
-        st.session_state["queue_saved"] = f"Saved: {verdict} on record {record.external_id or record.id}."
+        st.session_state["queue_saved"] = f"Saved: {verdict} on {record.external_id or record.id}"
         st.session_state["queue_record"] = ids[target] if target is not None else ids[here]
 
     def undone(record_id: str) -> None:
@@ -191,9 +193,6 @@ def review() -> None:
         st.session_state["queue_record"] = record_id
         st.session_state.pop("queue_cache", None)
 
-    saved = st.session_state.pop("queue_saved", None)
-    if saved:  # a toast: the verdict bar stays where it is
-        st.toast(md("{}", saved), icon=":material/check:")
     review_panel(record, sessions, principal, key="queue_panel", on_saved=moved_on, on_undone=undone,
                  search=asker.search_evidence)
     answer_again_panel(record, asker, sessions, principal, key="queue")

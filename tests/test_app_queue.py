@@ -101,7 +101,7 @@ def test_navigation_and_verdict_moves_to_the_next_unreviewed(app, data_dir):
     stored = annotations(data_dir)
     assert [(a.record_id.split("/", 1)[1], a.verdict, a.annotator) for a in stored] == [(first, "accept", "tester")]
     assert position(app) == (2, 7), "the verdict moves on to the next unreviewed record"
-    assert any("Saved: accept" in toast.value for toast in app.toast)
+    assert any("✓ Saved: accept on " in caption.value for caption in app.caption), "said on the next record's line"
 
     app.button(key="queue_previous").click().run()
     app.button(key="queue_next_unreviewed").click().run()
