@@ -30,8 +30,9 @@ STYLE = """<style>
   border-radius:3px;padding:0 2px;margin:0 1px;unicode-bidi:isolate}
 .loupe-term{background:#fff3bf;border-radius:2px}
 .loupe-support{background:#b2f2bb;border-bottom:2px solid #2b8a3e;border-radius:2px;scroll-margin:48px}
-.loupe-closest{outline:1px dashed #e8590c;border-radius:2px;scroll-margin:48px}
+.loupe-closest{border-radius:2px;scroll-margin:48px}
 .loupe-focus{outline:3px solid #1c7ed6;background:#d0ebff}
+.loupe-closest.loupe-focus{outline:3px dashed #e8590c;background:#fff4e6}
 .loupe-answer span.loupe-sentence{cursor:pointer}
 .loupe-label{font-size:0.7rem;font-weight:700;color:#2b8a3e;vertical-align:super;margin-left:1px}
 .loupe-answer span.loupe-sentence{border-radius:3px;padding:0 2px}
@@ -109,7 +110,8 @@ def closest_spans(support: dict[str, Any] | None, passage_index: int) -> list[tu
 def passage_html(text: str, question: str, spans: list[tuple[int, int, list[int]]], reflow: bool = False,
                  closest: list[tuple[int, int, list[int]]] | None = None) -> str:
     """A passage: supporting sentences strongly highlighted and labelled, question terms lightly highlighted.
-    `reflow` shows it re-flowed (see `reflow_map`); `closest` outlines where unsupported sentences came closest.
+    `reflow` shows it re-flowed (see `reflow_map`); `closest` marks where unsupported sentences came closest
+    (outlined only while that sentence is focused: a passage with many such spans stays readable).
     Each highlight names its answer sentences in `data-supports` / `data-closest`, for the jump to the support."""
     terms = question_terms(question)
     shown = reflow_map(text) if reflow else None

@@ -228,8 +228,12 @@ def test_support_jump_and_the_shortcut_overlay(page):
     assert in_view(target), "the supporting passage sentence is scrolled into view"
     assert in_view(page.get_by_role("button", name=re.compile("^Accept")).first), "the page itself did not scroll"
     unsupported = page.locator(".loupe-answer .loupe-bad").first
-    if unsupported.count():
-        assert re.search(r"closest: passage \d+, score \d\.\d\d", page.locator(".loupe-answer").inner_text())
+    assert unsupported.count(), "every answer here ends with a claim the passages lack (a quantum computer)"
+    assert re.search(r"closest: passage \d+, score \d\.\d\d", page.locator(".loupe-answer").inner_text())
+    unsupported.click()  # shows where it came closest
+    closest = page.locator(".loupe-closest.loupe-focus").first
+    assert closest.get_attribute("data-closest").split()[0] == unsupported.get_attribute("data-sentence")
+    assert in_view(closest)
 
     page.keyboard.press("Shift+Slash")  # "?"
     dialog = page.get_by_role("dialog")
