@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 
 import streamlit as st
@@ -30,15 +31,14 @@ def app_sessions() -> sessionmaker[Session]:
     return open_database(app_settings())
 
 
-@st.cache_resource(show_spinner=False)
-def freeze_loaded_objects() -> bool:
-    """Once per process, once the models are loaded: put every object alive now (the imported libraries and the
-    models, some 600,000 objects) out of the garbage collector's way (gc.freeze). Its full collections then walk
-    only what the app allocates later: tens of ms instead of the 300-400 ms that now and then stalled the redraw
-    after a verdict (bench/review_loop.py)."""
+@functools.cache  # once per process, even when Streamlit's resource cache is cleared (as the tests do)
+def freeze_loaded_objects() -> None:
+    """Once the models are loaded: put every object alive now (the imported libraries and the models, some
+    600,000 objects) out of the garbage collector's way (gc.freeze). Its full collections then walk only what the
+    app allocates later: tens of ms instead of the 300-400 ms that now and then stalled the redraw after a verdict
+    (bench/review_loop.py)."""
     gc.collect()
     gc.freeze()
-    return True
 
 
 def document_ids(asker: Asker) -> list[str]:
