@@ -33,11 +33,15 @@ if not records:
 
 
 def label(record) -> str:
+    """Unique (the record's id is in it), since the choice is kept by its label; plain text, as selectbox shows."""
     shown = visible_annotations(principal, record.annotations)
     verdicts = ", ".join(f"{a.annotator}: {a.verdict}" for a in shown) or "unreviewed"
-    return f"{record.created_at:%Y-%m-%d %H:%M} · {record.question[:80]} · {verdicts}"  # selectbox shows plain text
+    return f"{record.created_at:%Y-%m-%d %H:%M} · {record.question[:80]} · {record.external_id or record.id} · {verdicts}"
 
 
+if st.session_state.get("records_selected") in {r.id for r in records}:
+    # set again, by id: a verdict changes the record's label, and Streamlit would otherwise lose the choice
+    st.session_state["records_selected"] = st.session_state["records_selected"]
 record_id = st.selectbox("Record", [r.id for r in records], key="records_selected",
                          format_func=lambda rid: label(next(r for r in records if r.id == rid)))
 with sessions() as session:

@@ -234,3 +234,15 @@ def test_an_unsupported_sentence_shows_the_passage_that_came_closest():
     assert closest_spans(support, 0) == [] and closest_spans(support, 1) == [(4, 10, [1])]
     html = passage_html(passages[1], "", [], closest=closest_spans(support, 1))
     assert re.search(r'<span class="loupe-closest" data-closest="1"[^>]*>images</span>', html)
+
+
+def test_a_withdrawn_verdict_is_listed_on_the_records_page(app, data_dir):  # noqa: F811
+    app.switch_page("app_pages/records.py").run()
+    record_id = app.selectbox(key="records_selected").value
+    app.button(key=f"records_panel_accept_{record_id}").click().run()
+    assert app.selectbox(key="records_selected").value == record_id, "a verdict keeps its record shown"
+    app.button(key="records_panel_undo").click().run()
+    assert not app.exception
+    assert stored(data_dir) == ([], [])
+    lines = [c.value.replace("\\", "") for c in app.caption if "withdrawn with Undo" in c.value]
+    assert len(lines) == 1 and "**tester** · accept · version 1" in lines[0]
