@@ -134,13 +134,13 @@ def review() -> None:
             go_to(target)
 
     unreviewed = sum(1 for _, status in entries if status == "unreviewed")
-    nav = st.columns([2.2, 1, 1, 1.4], vertical_alignment="center")
-    nav[0].markdown(md("**{} of {}** · {} unreviewed by {}", position + 1, len(entries), unreviewed, annotator_label(flt.annotator)))
-    nav[1].button("Previous", key="queue_previous", shortcut="Left", width="stretch", on_click=go_to,
-                  args=(position - 1,))
-    nav[2].button("Next", key="queue_next", shortcut="Right", width="stretch", on_click=go_to, args=(position + 1,))
-    nav[3].button("Next unreviewed", key="queue_next_unreviewed", shortcut="N", width="stretch",
-                  disabled=not unreviewed, on_click=go_to_unreviewed)
+    nav = st.container(horizontal=True, vertical_alignment="center", wrap=False)  # one flex row, not columns
+    nav.markdown(md("**{} of {}** · {} unreviewed by {}", position + 1, len(entries), unreviewed,
+                    annotator_label(flt.annotator)), width="stretch")
+    nav.button("Previous", key="queue_previous", shortcut="Left", width=150, on_click=go_to, args=(position - 1,))
+    nav.button("Next", key="queue_next", shortcut="Right", width=150, on_click=go_to, args=(position + 1,))
+    nav.button("Next unreviewed", key="queue_next_unreviewed", shortcut="N", width=214, disabled=not unreviewed,
+               on_click=go_to_unreviewed)
 
     try:
         with sessions() as session:

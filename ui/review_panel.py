@@ -167,15 +167,14 @@ def show_passages(record: Record, key: str, marks: dict[str, str] | None = None,
     """The passages in a pane of fixed height, re-flowed for reading unless the raw text is asked for (V)."""
     raw_key = f"{key}_raw_text"
     raw = bool(st.session_state.get(raw_key))
-    head, note, toggle = st.columns([1.6, 3, 1.3], vertical_alignment="center")
-    head.markdown(md("##### Passages ({})", len(record.passages)))
-    toggle.button("Re-flowed" if raw else "Raw text", key=f"{key}_toggle_raw", shortcut="V", width="stretch",
-                  on_click=lambda: st.session_state.update({raw_key: not raw}),
-                  help="Raw: the passages' text as stored, PDF line breaks included. Re-flowed: line breaks "
-                       "inside a paragraph joined and hyphenation undone; highlights cover the same characters.")
+    head = st.container(horizontal=True, vertical_alignment="center", wrap=False)  # one flex row, not columns
+    head.markdown(md("##### Passages ({})", len(record.passages)), width="content")
     grouping = describe_grouping((record.meta or {}).get("context_grouping"))
-    if grouping:
-        note.caption(md("{}", grouping))
+    head.caption(md("{}", grouping or ""), width="stretch")
+    head.button("Re-flowed" if raw else "Raw text", key=f"{key}_toggle_raw", shortcut="V", width="content",
+                on_click=lambda: st.session_state.update({raw_key: not raw}),
+                help="Raw: the passages' text as stored, PDF line breaks included. Re-flowed: line breaks "
+                     "inside a paragraph joined and hyphenation undone; highlights cover the same characters.")
     if not record.passages:
         st.info("No passage was retrieved for this question.")
         return
@@ -325,27 +324,25 @@ class _Panel:
     def verdict_bar(self) -> None:
         record, key = self.record, self.key
         suggested = (record.suggestion or {}).get("verdict")
-        if suggested in ("accept", "reject"):
-            accept, correct, reject, take, undo, keys = st.columns([1.1, 1.1, 1.1, 1.4, 0.9, 1])
-            take.button(md("Take {}", suggested), key=f"{key}_take_{record.id}", shortcut="T", width="stretch",
-                        on_click=self.take_suggestion,
-                        help="Save the suggested verdict as your own; the record notes it was the suggestion")
-        else:
-            accept, correct, reject, undo, keys = st.columns([1.2, 1.2, 1.2, 1, 0.9])
+        bar = st.container(horizontal=True, vertical_alignment="center", wrap=False)  # one flex row, not columns
         # keyed by the record: a press made while this record was shown can only judge this record
-        accept.button("Accept", key=f"{key}_accept_{record.id}", shortcut="A", type="primary", width="stretch",
-                      on_click=self.save, args=("accept",))
-        correct.button("Correct", key=f"{key}_correct_{record.id}", shortcut="E", width="stretch",
-                       on_click=self.set_mode, args=("correct",))
-        reject.button("Reject", key=f"{key}_reject_{record.id}", shortcut="X", width="stretch",
-                      on_click=self.set_mode, args=("reject",))
+        bar.button("Accept", key=f"{key}_accept_{record.id}", shortcut="A", type="primary", width="stretch",
+                   on_click=self.save, args=("accept",))
+        bar.button("Correct", key=f"{key}_correct_{record.id}", shortcut="E", width="stretch",
+                   on_click=self.set_mode, args=("correct",))
+        bar.button("Reject", key=f"{key}_reject_{record.id}", shortcut="X", width="stretch",
+                   on_click=self.set_mode, args=("reject",))
+        if suggested in ("accept", "reject"):
+            bar.button(md("Take {}", suggested), key=f"{key}_take_{record.id}", shortcut="T", width="stretch",
+                       on_click=self.take_suggestion,
+                       help="Save the suggested verdict as your own; the record notes it was the suggestion")
         last = st.session_state.get(f"{key}_last_verdict")
-        undo.button("Undo", key=f"{key}_undo", shortcut="Z", width="stretch", on_click=self.undo, args=(last,),
-                    disabled=last is None and self.current is None,
-                    help="Undo your last verdict: the version before it is restored (the history keeps both); a "
-                         "first verdict is withdrawn, and kept as withdrawn")
-        if keys.button("Shortcuts", key=f"{key}_shortcuts", icon=":material/keyboard:", width="stretch",
-                       help="Every keyboard shortcut (?)"):
+        bar.button("Undo", key=f"{key}_undo", shortcut="Z", width="stretch", on_click=self.undo, args=(last,),
+                   disabled=last is None and self.current is None,
+                   help="Undo your last verdict: the version before it is restored (the history keeps both); a "
+                        "first verdict is withdrawn, and kept as withdrawn")
+        if bar.button("Shortcuts", key=f"{key}_shortcuts", icon=":material/keyboard:", width="stretch",
+                      help="Every keyboard shortcut (?)"):
             shortcuts_dialog()
         notice = st.session_state.pop(f"{key}_notice", None)
         if notice:
