@@ -13,10 +13,11 @@ from pathlib import Path
 # Without the background-networking flags Chromium keeps trying the closed network.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# The record the Queue shows, read from its caption "run … · document … · Qn · record <id> · <status>".
+# The record the Queue shows, read from its caption "run … · document … · Qn · record <id> · <status>". textContent,
+# not innerText: polled at every animation frame, it must not force the page's layout itself.
 SHOWN_JS = """() => {
   for (const node of document.querySelectorAll('[data-testid=stCaptionContainer]')) {
-    const match = /(?:^|·\\s)record (\\S+)/.exec(node.innerText);
+    const match = /(?:^|·\\s)record (\\S+)/.exec(node.textContent);
     if (match) return match[1];
   }
   return null;

@@ -51,7 +51,7 @@ DONE_JS = """(before) => {
   if (!shown || shown === before) return false;
   if (document.querySelector('[data-stale=true]')) return false;
   if (document.querySelector('[data-testid=stStatusWidgetRunningIcon], [data-testid=stStatusWidgetRunningManIcon]')) return false;
-  const accept = [...document.querySelectorAll('button')].find(b => /^Accept/.test(b.innerText.trim()));
+  const accept = [...document.querySelectorAll('button')].find(b => /^Accept/.test(b.textContent.trim()));
   if (!accept || !document.querySelector('.loupe-passage')) return false;
   return performance.now();
 }""".replace("SHOWN", SHOWN_JS)
