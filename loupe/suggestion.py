@@ -1,11 +1,13 @@
 """A suggested verdict for an answer, from its support map: accept or reject, the probability that a person would
-accept it, and the reasons in words. No LLM: a logistic regression with a calibrated probability over a few
-numbers of the support map, the answer and its passages (`features`), trained on human verdicts
-(bench/train_suggester.py, `cli.py train-suggester`).
+accept it, and the reasons in words. No LLM: a logistic regression and gradient-boosted trees side by side, their
+mean decision value calibrated, over a few numbers of the support map, the answer, its question and its passages
+(`features`), trained on human verdicts (bench/train_suggester.py, `cli.py train-suggester`).
 
 The model is a JSON file (`SHIPPED_MODEL`, or one trained on a team's own verdicts): the feature names, the
-standard scaler's means and scales, the coefficients and intercept, and the sigmoid calibration of the decision
-value, besides the training data's hash and the cross-validated figures. Loading it runs no code (no pickle).
+standard scaler's means and scales, the coefficients and intercept, the trees as arrays (`BoostedTrees`; format 2,
+format 1 files without trees still load) and the sigmoid calibration of the decision value, besides the training
+data's hash, the trees' settings and how they were chosen, and the cross-validated figures. Loading it runs no
+code (no pickle); the trees are evaluated in numpy.
 
 Usage:
 ```python
@@ -13,7 +15,7 @@ suggester = Suggester.load()  # the shipped model
 suggestion = suggester.suggest(support=record.support, passages=record.passages, answer=record.answer,
                                question=record.question)
 # {"verdict": "reject", "p_accept": 0.14, "reasons": ["opens by saying the context lacks the answer", ...],
-#  "model": "kommineni2024-lr-1a2b3c4d"}
+#  "model": "kommineni2024-lr-gbt-1a2b3c4d"}
 ```
 """
 
@@ -33,7 +35,10 @@ import numpy as np
 from components.support_aligner import clean_text, content_words
 from configuration.settings import Settings
 
-MODEL_FORMAT = "loupe-suggester/1"
+# Format 1: the logistic regression alone; 2: with boosted trees beside it (`BoostedTrees`).
+LINEAR_FORMAT = "loupe-suggester/1"
+MODEL_FORMAT = "loupe-suggester/2"
+READABLE_FORMATS = (LINEAR_FORMAT, MODEL_FORMAT)
 SHIPPED_MODEL = Path(__file__).parent / "models" / "suggester.json"
 # A model trained on a team's own verdicts (`cli.py train-suggester`) is written here and used instead.
 LOCAL_MODEL = Path("models") / "suggester.json"  # under the data directory
@@ -55,6 +60,13 @@ _APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e|regret|unfortunately)\b", re.IGN
 _URL = re.compile(r"https?://|www\.|\b(?:github|gitlab|zenodo|figshare|dryad|bitbucket)\.\w", re.IGNORECASE)
 _NUMBER = re.compile(r"\d")
 _CONTRAST = re.compile(r"\s*(?:however|but|nevertheless|nonetheless|still|yet|that said|instead)\b", re.IGNORECASE)
+# Saying that something follows from the context rather than that the context states it.
+_INFERENCE = re.compile(r"\b(?:infer\w*|it\s+appears|seems?|suggest\w*|impl(?:y|ies|ied)|indicat\w*)\b", re.IGNORECASE)
+# Names and numbers: acronyms and CamelCase (CNN, ResNet), names with digits (VGG-16, L2, v3.8), numbers (0.5).
+_TERM = re.compile(r"\b(?:[A-Z][A-Za-z0-9]*[A-Z0-9][A-Za-z0-9-]*|[A-Za-z]+\d[\w.-]*|\d+(?:\.\d+)?)\b")
+# A question's own examples of what it asks for: "(e.g., dropout, L2 regularization)".
+_EXAMPLES = re.compile(r"\(e\.g\.,?\s*([^)]*)\)", re.IGNORECASE)
+_EXAMPLE_SEPARATOR = re.compile(r",|/|\bor\b")
 
 
 # The model's inputs, in the order of its coefficients; see `features` for what each one is.
@@ -92,6 +104,13 @@ FEATURES: tuple[str, ...] = (
     "answering_unsupported_share",
     "abstaining_best_score",
     "contrast_after_abstention",
+    # What the claims (the sentences that are not abstentions) say, against the question and the passages.
+    "supported_word_share",
+    "terms_in_passages",
+    "question_in_claims",
+    "examples_in_claims",
+    "examples_in_passages",
+    "inference",
 )
 # What the trained models use: every feature but the passage counts and positions, which depend on how a context
 # was cut into passages (paragraphs, chunks) rather than on the answer. They still shape the reasons.
@@ -148,6 +167,17 @@ def question_words(question: str | None) -> frozenset[str]:
     return content_words(clean_text(question or "")) - _QUESTION_FILLER
 
 
+def question_examples(question: str | None) -> list[frozenset[str]]:
+    """The content words of each example a question gives in "(e.g., A, B or C)"; none without such a list."""
+    listed = _EXAMPLES.search(question or "")
+    parts = _EXAMPLE_SEPARATOR.split(listed.group(1)) if listed else []
+    return [words for words in (content_words(clean_text(part)) for part in parts) if words]
+
+
+def _word_count(sentences: list[dict[str, Any]]) -> int:
+    return sum(len((s.get("text") or "").split()) for s in sentences)
+
+
 def features(support: dict[str, Any] | None, passages: list[dict[str, Any]] | None, answer: str | None,
              question: str | None = None) -> dict[str, float]:
     """The suggester's inputs for one answer (every name of `FEATURES`, as floats).
@@ -169,7 +199,12 @@ def features(support: dict[str, Any] | None, passages: list[dict[str, Any]] | No
     supported_words = frozenset().union(*(content_words(clean_text(s.get("text") or "")) for s in supported))
     evidence_words = frozenset().union(*(content_words(clean_text(item.get("text") or ""))
                                          for s in supported for item in s.get("evidence") or []))
-    passage_words = frozenset().union(*(content_words(clean_text(p.get("text") or "")) for p in passages or []))
+    passage_text = clean_text(" ".join(p.get("text") or "" for p in passages or []))
+    passage_words = content_words(passage_text)
+    claim_text = clean_text(" ".join(s.get("text") or "" for s in claims))
+    claim_words = content_words(claim_text)
+    terms = set(_TERM.findall(claim_text))
+    examples = question_examples(question)
     claim_count = max(facts.claims, 1)
     values = {
         "empty_answer": float(not answer.strip()),
@@ -199,6 +234,12 @@ def features(support: dict[str, Any] | None, passages: list[dict[str, Any]] | No
         "apology": float(bool(_APOLOGY.search(answer))),
         "numbers_in_supported": float(any(_NUMBER.search(s.get("text") or "") for s in supported)),
         "url_in_answer": float(bool(_URL.search(answer))),
+        "supported_word_share": _word_count(supported) / max(_word_count(sentences), 1),
+        "terms_in_passages": sum(1 for term in terms if term in passage_text) / len(terms) if terms else 0.0,
+        "question_in_claims": _share(claim_words, asked),
+        "examples_in_claims": float(any(example <= claim_words for example in examples)),
+        "examples_in_passages": float(any(example <= passage_words for example in examples)),
+        "inference": float(bool(_INFERENCE.search(claim_text))),
     }
     values["contrast_after_abstention"] = float(any(
         _CONTRAST.match(s.get("text") or "") and s.get("supported") and s.get("kind") != "abstention"
@@ -235,12 +276,13 @@ _REASON_FEATURES: dict[str, tuple[str, ...]] = {
                    "abstention_share", "apology"),
     "unsupported": ("unsupported_share", "generic_share", "supported_share", "log_supported",
                     "supported_after_abstention", "best_score", "mean_score", "numbers_in_supported",
-                    "answering_unsupported_share", "abstaining_best_score"),
+                    "answering_unsupported_share", "abstaining_best_score", "supported_word_share",
+                    "terms_in_passages"),
     "cited": ("passages_cited", "cites_top_passage"),
     "question": ("question_in_answer", "question_in_supported", "question_in_evidence",
-                 "abstaining_question_in_supported"),
-    "retrieval": ("question_in_passages",),
-    "hedges": ("hedge_share",),
+                 "abstaining_question_in_supported", "question_in_claims", "examples_in_claims"),
+    "retrieval": ("question_in_passages", "examples_in_passages"),
+    "hedges": ("hedge_share", "inference"),
     "contrast": ("contrast_after_abstention",),
     "length": ("log_words", "log_sentences", "abstaining_words", "answering_words"),
     "url": ("url_in_answer",),
@@ -250,7 +292,7 @@ _REASON_FEATURES: dict[str, tuple[str, ...]] = {
 def reasons(values: dict[str, float], facts: SupportFacts, contributions: dict[str, float], verdict: str,
             limit: int = 3) -> list[str]:
     """The reasons for `verdict` in words, strongest first: each reason's features' summed contribution to the
-    decision value (coefficient x scaled value; positive = towards accept) must point the verdict's way. The
+    decision value (`Suggester.contributions`; positive = towards accept) must point the verdict's way. The
     passages that the supported sentences cite are named last whenever there are any."""
     sign = 1.0 if verdict == "accept" else -1.0
     words: dict[str, str] = {}
@@ -307,6 +349,90 @@ def reasons(values: dict[str, float], facts: SupportFacts, contributions: dict[s
 
 
 @dataclass(frozen=True)
+class BoostedTrees:
+    """Gradient-boosted regression trees (scikit-learn's GradientBoostingClassifier, log loss) as padded arrays,
+    evaluated in numpy: raw score = init + learning_rate x the sum of the leaves reached. Leaves point to
+    themselves, so that every row takes `depth` steps. A row goes left where its value as float32 (what
+    scikit-learn compares) is at most the node's threshold. Inner nodes carry the sample-weighted mean of their
+    leaves, so that a path's steps say what each split feature added (`contributions`)."""
+
+    init: float
+    learning_rate: float
+    feature: np.ndarray  # (trees, nodes) int; 0 at leaves and padding
+    threshold: np.ndarray  # (trees, nodes)
+    left: np.ndarray  # (trees, nodes) int; a leaf's own index
+    right: np.ndarray
+    value: np.ndarray  # (trees, nodes)
+    depth: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], features: int) -> BoostedTrees:
+        """:raises ModelFileError: a tree that is not one (arrays of unequal length, children that do not come
+        after their node, features out of range)."""
+        trees = data["trees"]
+        if not trees:
+            raise ModelFileError("the model's tree list is empty")
+        nodes = max(len(tree["value"]) for tree in trees)
+        shape = (len(trees), nodes)
+        feature, left, right = (np.zeros(shape, dtype=np.int64) for _ in range(3))
+        threshold, value = np.zeros(shape), np.zeros(shape)
+        depth = 0
+        for index, tree in enumerate(trees):
+            columns = [np.asarray(tree[key]) for key in ("feature", "threshold", "left", "right", "value")]
+            size = len(columns[-1])
+            if any(column.shape != (size,) for column in columns):
+                raise ModelFileError(f"tree {index}: feature, threshold, left, right and value differ in length")
+            own = np.arange(size)
+            inner = columns[2] >= 0
+            children = np.where(inner, columns[2], own), np.where(inner, columns[3], own)
+            after = (children[0] > own) & (children[1] > own) & (np.maximum(*children) < size)
+            in_range = (columns[0] >= 0) & (columns[0] < features)
+            if not (after & in_range)[inner].all():
+                raise ModelFileError(f"tree {index} is malformed (children or features out of range)")
+            feature[index, :size] = np.where(inner, columns[0], 0)
+            threshold[index, :size], value[index, :size] = columns[1], columns[4]
+            left[index] = right[index] = np.arange(nodes)
+            left[index, :size], right[index, :size] = children
+            levels = np.zeros(size, dtype=np.int64)
+            for node in np.flatnonzero(inner):  # children come after their node: one pass gives the depths
+                levels[children[0][node]] = levels[children[1][node]] = levels[node] + 1
+            depth = max(depth, int(levels.max()))
+        return cls(init=float(data["init"]), learning_rate=float(data["learning_rate"]), feature=feature,
+                   threshold=threshold, left=left, right=right, value=value, depth=depth)
+
+    def _paths(self, matrix: np.ndarray) -> list[np.ndarray]:
+        """The node of every (row, tree) at each step from the root to the leaves: depth + 1 arrays."""
+        values = np.asarray(matrix, dtype=np.float32).astype(np.float64)
+        rows = np.arange(len(values))[:, None]
+        trees = np.arange(self.feature.shape[0])[None, :]
+        node = np.zeros((len(values), self.feature.shape[0]), dtype=np.int64)
+        path = [node]
+        for _ in range(self.depth):
+            goes_left = values[rows, self.feature[trees, node]] <= self.threshold[trees, node]
+            node = np.where(goes_left, self.left[trees, node], self.right[trees, node])
+            path.append(node)
+        return path
+
+    def raw(self, matrix: np.ndarray) -> np.ndarray:
+        """The raw scores (log-odds of accept) of rows of feature values."""
+        leaves = self._paths(matrix)[-1]
+        return self.init + self.learning_rate * self.value[np.arange(self.feature.shape[0])[None, :], leaves].sum(1)
+
+    def contributions(self, vector: np.ndarray) -> np.ndarray:
+        """Per feature, what the splits on it added to one row's raw score (the value after the split less the
+        value before it, summed over the trees' paths)."""
+        path = self._paths(vector[None, :])
+        trees = np.arange(self.feature.shape[0])
+        result = np.zeros(len(vector))
+        for parent, child in zip(path, path[1:]):
+            moved = parent[0] != child[0]
+            np.add.at(result, self.feature[trees[moved], parent[0][moved]],
+                      self.learning_rate * (self.value[trees[moved], child[0][moved]]
+                                            - self.value[trees[moved], parent[0][moved]]))
+        return result
+
+
+@dataclass(frozen=True)
 class Suggester:
     """A trained suggester model (its JSON form, see the module docstring), ready to score answers."""
 
@@ -319,12 +445,14 @@ class Suggester:
     calibration: tuple[float, float]  # (a, b): p_accept = 1 / (1 + exp(a * decision + b)), sklearn's sigmoid
     threshold: float = 0.5
     data: dict[str, Any] | None = None  # the whole file: training data hash, cross-validated figures
+    trees: BoostedTrees | None = None  # format 2: the decision is the mean of the regression's and the trees'
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Suggester:
         """:raises ModelFileError: not a suggester model, or its features are not ones this version computes."""
-        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
-            raise ModelFileError(f"not a suggester model (format {MODEL_FORMAT!r} expected)")
+        if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
+            raise ModelFileError(f"not a suggester model (format {' or '.join(map(repr, READABLE_FORMATS))} "
+                                 "expected)")
         try:
             names = tuple(data["features"])
             unknown = [name for name in names if name not in FEATURES]
@@ -334,11 +462,12 @@ class Suggester:
             if any(array.shape != (len(names),) for array in arrays):
                 raise ModelFileError("the model's means, scales and coefficients must have one value per feature")
             calibration = data["calibration"]
+            trees = BoostedTrees.from_dict(data["trees"], len(names)) if data["format"] == MODEL_FORMAT else None
             return cls(name=str(data["name"]), feature_names=names, mean=arrays[0], scale=arrays[1],
                        coefficients=arrays[2], intercept=float(data["intercept"]),
                        calibration=(float(calibration["a"]), float(calibration["b"])),
-                       threshold=float(data.get("threshold", 0.5)), data=data)
-        except (KeyError, TypeError, ValueError) as error:
+                       threshold=float(data.get("threshold", 0.5)), data=data, trees=trees)
+        except (KeyError, TypeError, ValueError, IndexError) as error:
             if isinstance(error, ModelFileError):
                 raise
             raise ModelFileError(f"the model file is incomplete or malformed: {error!r}") from None
@@ -353,14 +482,27 @@ class Suggester:
             raise ModelFileError(f"{path} is not JSON: {error}") from None
         return cls.from_dict(data)
 
-    def decision(self, matrix: np.ndarray) -> np.ndarray:
-        """The linear decision values of rows of feature values (in `feature_names` order)."""
+    def linear_decision(self, matrix: np.ndarray) -> np.ndarray:
+        """The logistic regression's decision values of rows of feature values (in `feature_names` order)."""
         return ((matrix - self.mean) / self.scale) @ self.coefficients + self.intercept
+
+    def decision(self, matrix: np.ndarray) -> np.ndarray:
+        """The decision values (uncalibrated log-odds of accept) of rows of feature values: the regression's,
+        averaged with the trees' raw scores where the model has trees."""
+        linear = self.linear_decision(matrix)
+        return linear if self.trees is None else (linear + self.trees.raw(matrix)) / 2
 
     def probability(self, matrix: np.ndarray) -> np.ndarray:
         """The calibrated probability of "accept" for rows of feature values."""
         a, b = self.calibration
         return 1.0 / (1.0 + np.exp(a * self.decision(matrix) + b))
+
+    def contributions(self, vector: np.ndarray) -> dict[str, float]:
+        """What each feature added to one row's decision value (+ = towards accept): coefficient x scaled value,
+        averaged with the trees' path contributions where the model has trees."""
+        linear = (vector - self.mean) / self.scale * self.coefficients
+        both = linear if self.trees is None else (linear + self.trees.contributions(vector)) / 2
+        return dict(zip(self.feature_names, both.tolist()))
 
     def suggest(self, support: dict[str, Any] | None, passages: list[dict[str, Any]] | None, answer: str | None,
                 question: str | None = None) -> dict[str, Any]:
@@ -369,10 +511,9 @@ class Suggester:
         vector = feature_vector(values, self.feature_names)
         p_accept = float(self.probability(vector[None, :])[0])
         verdict = "accept" if p_accept >= self.threshold else "reject"
-        scaled = (vector - self.mean) / self.scale
-        contributions = dict(zip(self.feature_names, (scaled * self.coefficients).tolist()))
         return {"verdict": verdict, "p_accept": round(p_accept, 4),
-                "reasons": reasons(values, support_facts(support), contributions, verdict), "model": self.name}
+                "reasons": reasons(values, support_facts(support), self.contributions(vector), verdict),
+                "model": self.name}
 
 
 def model_path(settings: Settings) -> Path:
