@@ -3,14 +3,14 @@ review database (`cli.py train-suggester --run NAME --annotator NAME`).
 
 The records' support maps are computed first where they are missing (review.analysis). "accept" is a positive
 example; "reject" and "correct" (not acceptable as it stood) are negative ones. Folds hold whole documents
-(records without a document are each their own group). The model is written as JSON (loupe.suggestion), by default
+(records without a document are each their own group). The model is of the shipped kind (the logistic regression
+and boosted trees, loupe.suggester_training.TREES) and is written as JSON (loupe.suggestion), by default
 to `<data dir>/models/suggester.json`, where it replaces the shipped model; `cli.py analyze` then suggests again
 for every record, since the suggestions are versioned by the model's name.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +24,11 @@ from loupe.progress import ProgressCallback
 from loupe.suggester_training import (
     DEFAULT_C,
     DEFAULT_FOLDS,
+    TREES,
     figures,
     fit,
     grouped_cross_validation,
+    model_json,
     model_name,
     table_hash,
 )
@@ -78,22 +80,23 @@ def train_from_reviews(sessions, settings: Settings, *, run: str, annotator: str
     matrix = np.array([feature_vector(row, MODEL_FEATURES) for row in rows])
     y = np.array([row["verdict"] == "accept" for row in rows], dtype=int)
     groups = [row["group"] for row in rows]
-    p_accept, thresholds = grouped_cross_validation(matrix, y, groups, c=c, folds=folds)
+    p_accept, thresholds = grouped_cross_validation(matrix, y, groups, c=c, folds=folds, trees=TREES)
     digest = table_hash(rows)
+    fitted = fit(matrix, y, groups, c=c, folds=folds, trees=TREES)
     model = {
-        "name": model_name(_slug(f"{run}-{annotator}"), digest),
-        **fit(matrix, y, groups, c=c, folds=folds),
+        "name": model_name(_slug(f"{run}-{annotator}"), digest, fitted["kind"]),
+        **fitted,
         "training": {"data": f"verdicts of {annotator} on run {run} (review database)", "sha256": digest,
                      "rows": len(rows), "accepted": int(y.sum()), "documents": len(set(groups)),
                      "support_model": settings.embedding_model, "trained_at": datetime.now(UTC).date().isoformat(),
                      "script": "cli.py train-suggester"},
-        "cross_validation": {"method": f"GroupKFold({folds}) by document; scaler, regression, calibration and "
-                                       "threshold refitted on the other documents for each fold",
+        "cross_validation": {"method": f"GroupKFold({folds}) by document; scaler, regression, trees and "
+                                       "calibration refitted on the other documents for each fold",
                              "pooled": figures(y, p_accept, thresholds)},
     }
     path = Path(out) if out is not None else settings.data_dir / LOCAL_MODEL
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(model, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary.write_text(model_json(model), encoding="utf-8")
     temporary.replace(path)
     return {**model, "path": str(path)}
