@@ -14,10 +14,11 @@ fixed in advance), their mean decision value calibrated by a sigmoid; a JSON fil
 
 Evaluation: GroupKFold by paper (--folds, default 5: three papers held out per fold). In every outer fold the whole
 model (scaler, regression, trees and their sigmoid calibration, itself fitted on grouped inner folds) is refitted
-on the other papers and scores the held-out ones; it says accept at p_accept >= 0.5. The out-of-fold probabilities give
-Cohen's kappa, accuracy, AUC, Brier score and expected calibration error per generating model and pooled.
-`--compare` adds the same figures for the logistic regression alone and for the issue's handful of support-map
-numbers alone (a logistic regression too). About 3 minutes on 2 cores once the support maps are cached.
+on the other papers and scores the held-out ones; it says accept at p_accept >= 0.5. The out-of-fold
+probabilities give Cohen's kappa, accuracy, AUC, Brier score and expected calibration error per generating model
+and pooled. `--compare` adds the same figures for the logistic regression alone and for the issue's handful of
+support-map numbers alone (a logistic regression too). With the support maps cached: about 40 s on 2 cores,
+70 s with --compare.
 
 The final model is fitted on all examples and written to --out with the training table's sha256, the per-model
 counts and the cross-validated figures.
