@@ -18,8 +18,7 @@ after the record in progress, the rest of it waiting right behind the new reques
 Yielding to the page: the worker starts a batch, and goes on to its next record, only `quiet_s` (QUIET_S) after
 the latest `ahead()`. A page calls `ahead()` while it draws a record, so the drawing (the script run, then the
 browser's rendering, on the same few cores) does not compete with MiniLM; an annotator reading the record
-leaves the worker ample time. Its thread also runs at the lowest CPU priority (where the system allows it), the
-threads the model computes with included, so a press arriving mid-analysis is served first.
+leaves the worker ample time.
 
 Failures: a record that has disappeared (deleted, or never existed) is skipped. Any other exception stops the
 thread: `status().error` says what happened (until a restarted thread completes a record), the record it failed
@@ -35,7 +34,6 @@ worker.status()                                # WorkerStatus(running=True, pend
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import traceback
@@ -158,7 +156,6 @@ class AnalysisWorker:
             self._wake.wait(left)
 
     def _work(self) -> None:
-        _lowest_priority()
         record_id, rest = None, []
         try:
             while True:
@@ -220,11 +217,3 @@ class AnalysisWorker:
                 self._done += 1
             self._error = None  # a record went through: an earlier crash is behind us
 
-
-def _lowest_priority() -> None:
-    """Give the calling thread the lowest CPU priority (nice 19; Linux sets it per thread, and threads it starts
-    later, such as torch's, inherit it). Elsewhere it stays as it is: an optimisation only."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass

@@ -4,7 +4,6 @@ crash of the worker is reported, on-demand analysis still works, and the next re
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 
@@ -219,20 +218,3 @@ def test_the_worker_waits_until_the_page_that_asked_is_drawn(sessions, tmp_path,
     finally:
         worker.stop()
 
-
-def test_the_worker_thread_runs_at_the_lowest_priority(sessions, tmp_path, spy, worker, monkeypatch):  # noqa: F811
-    if not hasattr(os, "setpriority"):
-        pytest.skip("this system has no per-thread priorities (os.setpriority)")
-    niceness: list[int] = []
-    original = spy.__call__
-
-    def observed(settings, answer, passage_texts):
-        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        return original(settings, answer, passage_texts)
-
-    monkeypatch.setattr(analysis, "analyze_support", observed)
-    ids = imported(sessions, tmp_path, count=1)
-    worker.ahead(ids)
-    assert worker.wait_idle(TIMEOUT)
-    assert niceness == [19]
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19, "the test's own thread is untouched"

@@ -59,7 +59,8 @@ def app_url(tmp_path_factory):
     for number in range(RECORDS):
         doc_id = docs[number % len(docs)]
         context = passages(doc_id)
-        answer = context[0].replace("\n", " ").split(". ")[0] + ". The model was trained on a quantum computer."
+        answer = (context[0].replace("\n", " ").split(". ")[0]
+                  + ". The authors thank the city orchestra for its quiet rehearsal rooms.")
         lines.append({"id": f"r{number:02d}", "question": f"Question {number}: how was the model trained?",
                       "answer": answer, "contexts": context, "doc_id": doc_id, "question_id": f"Q{number}"})
     (folder / "records.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
@@ -228,7 +229,7 @@ def test_support_jump_and_the_shortcut_overlay(page):
     assert in_view(target), "the supporting passage sentence is scrolled into view"
     assert in_view(page.get_by_role("button", name=re.compile("^Accept")).first), "the page itself did not scroll"
     unsupported = page.locator(".loupe-answer .loupe-bad").first
-    assert unsupported.count(), "every answer here ends with a claim the passages lack (a quantum computer)"
+    assert unsupported.count(), "every answer here ends with a claim the passages lack (an orchestra)"
     assert re.search(r"closest: passage \d+, score \d\.\d\d", page.locator(".loupe-answer").inner_text())
     unsupported.click()  # shows where it came closest
     closest = page.locator(".loupe-closest.loupe-focus").first
