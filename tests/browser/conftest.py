@@ -34,3 +34,26 @@ def browser():
         instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+def upload(page, uploader: int, path: Path) -> None:
+    """Choose `path` in the page's `uploader`-th file uploader and wait until the upload has finished: the chip's
+    button reads "Remove <name>" only then ("Cancel upload of <name>" before). A failed upload fails here, with
+    the uploader's own message, instead of later as a form that submitted without the file."""
+    page.locator("input[type=file]").nth(uploader).set_input_files(str(path))
+    chip = page.get_by_test_id("stFileChip").filter(has=page.get_by_title(path.name, exact=True))
+    chip.wait_for(timeout=60_000)
+    done = chip.get_by_role("button", name=f"Remove {path.name}", exact=True).or_(chip.get_by_role("alert"))
+    done.first.wait_for(timeout=60_000)
+    assert chip.get_attribute("aria-invalid") is None, f"the upload of {path.name} failed: {chip.inner_text()}"
+
+
+def alert_after(page, action) -> str:
+    """Run `action` (a click that submits) and return the text of the first message the rerun shows: when the
+    expected message does not come, the assertion then says what came instead."""
+    alerts = page.get_by_test_id("stAlert")
+    before = alerts.count()
+    action()
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stAlert]').length > {before}",
+                           timeout=120_000)
+    return alerts.nth(before).inner_text()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from configuration.settings import Settings
 from review.db import open_database
 from review.models import Annotation, Record
-from tests.browser.conftest import start_app
+from tests.browser.conftest import alert_after, start_app, upload
 
 pytestmark = pytest.mark.slow
 
@@ -56,11 +56,11 @@ def uploaded(browser, tmp_path):
 
 def test_zip_upload_imports_records_and_verdicts(uploaded):
     page, url, data_dir, archive = uploaded
-    page.locator("input[type=file]").first.set_input_files(str(archive))
+    upload(page, 0, archive)
     page.get_by_role("textbox", name="Run").fill("uploaded")
     page.get_by_role("textbox", name="Verdicts are by").fill("kommineni")
-    page.get_by_role("button", name="Import").click()
-    page.get_by_text(re.compile(r"records 2 added")).wait_for(timeout=60_000)
+    shown = alert_after(page, page.get_by_role("button", name="Import").click)
+    assert "records 2 added" in shown, shown
     page.get_by_text("looks truncated").wait_for(state="attached", timeout=10_000)  # the bad file is listed with its reason
 
     with open_database(Settings(data_dir=data_dir))() as session:
