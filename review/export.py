@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from loupe.suggestion import export_suggestion
 from review.access import Principal, require_role
-from review.models import Adjudication, Annotation, Record
+from review.models import Adjudication, Annotation, Record, WithdrawnVerdict
 
 FORMATS = ("jsonl", "csv", "parquet")
 PASSAGE_FIELDS = ("text", "doc_id", "title", "page", "score", "ranks")
-ANNOTATION_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence",
-                     "seconds", "suggested", "created_at", "updated_at")
+VERDICT_FIELDS = ("annotator", "verdict", "corrected_answer", "reason", "comment", "passage_marks", "evidence",
+                  "seconds", "suggested")
+ANNOTATION_FIELDS = (*VERDICT_FIELDS, "created_at", "updated_at", "history")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -42,10 +43,21 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def verdict_row(verdict: Any, *times: str) -> dict[str, Any]:
+    """What was decided, and when (`times`: the datetime attributes to add, as ISO text)."""
+    return {**{name: getattr(verdict, name) for name in VERDICT_FIELDS},
+            **{name: _iso(getattr(verdict, name)) for name in times}}
+
+
 def annotation_row(annotation: Annotation) -> dict[str, Any]:
-    row = {name: getattr(annotation, name) for name in ANNOTATION_FIELDS}
-    row["created_at"], row["updated_at"] = _iso(annotation.created_at), _iso(annotation.updated_at)
-    return row
+    """A current verdict with its earlier versions, oldest first: a changed verdict is exported with what it was."""
+    return {**verdict_row(annotation, "created_at", "updated_at"),
+            "history": [{"version": old.version, **verdict_row(old, "recorded_at")} for old in annotation.history]}
+
+
+def withdrawn_row(withdrawn: WithdrawnVerdict) -> dict[str, Any]:
+    return {"version": withdrawn.version, **verdict_row(withdrawn, "recorded_at", "withdrawn_at"),
+            "withdrawn_by": withdrawn.withdrawn_by}
 
 
 def record_row(record: Record, adjudication: Adjudication | None) -> dict[str, Any]:
@@ -62,6 +74,7 @@ def record_row(record: Record, adjudication: Adjudication | None) -> dict[str, A
         "support": (record.support or {}).get("sentences"),
         "suggestion": export_suggestion(record.suggestion),
         "annotations": [annotation_row(annotation) for annotation in record.annotations],
+        "withdrawn": [withdrawn_row(withdrawn) for withdrawn in record.withdrawn],  # first verdicts undone
         "final_verdict": adjudication.verdict if adjudication else None,
         "final_answer": adjudication.final_answer if adjudication else None,
         "final_source": "adjudication" if adjudication else None,
@@ -75,7 +88,8 @@ def record_row(record: Record, adjudication: Adjudication | None) -> dict[str, A
 def iter_records(session: Session, run: str | None = None, batch: int = 500) -> Iterator[dict[str, Any]]:
     """Records as JSONL rows in creation order, read in batches so that large databases stream."""
     query = (select(Record, Adjudication).outerjoin(Adjudication, Adjudication.record_id == Record.id)
-             .options(selectinload(Record.annotations)).order_by(Record.created_at, Record.id))
+             .options(selectinload(Record.annotations).selectinload(Annotation.history),
+                      selectinload(Record.withdrawn)).order_by(Record.created_at, Record.id))
     if run is not None:
         query = query.where(Record.run == run)
     for record, adjudication in session.execute(query.execution_options(yield_per=batch)):
@@ -101,6 +115,7 @@ def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             "final_answer": row["final_answer"], "final_source": row["final_source"],
             "passages": json.dumps(row["passages"], ensure_ascii=False),
             "support": json.dumps(row["support"], ensure_ascii=False),
+            "withdrawn": json.dumps(row["withdrawn"], ensure_ascii=False) if row["withdrawn"] else None,
             **suggestion_columns(row["suggestion"]),
         }
         for annotation in row["annotations"] or [dict.fromkeys(ANNOTATION_FIELDS)]:
@@ -154,5 +169,6 @@ def export_producer(sessions: Callable[[], Session], fmt: str, run: str | None =
 
 
 FLAT_COLUMNS = ["record_id", "run", "doc_id", "question_id", "question", "answer", "generator_kind", "generator_model",
-                "final_verdict", "final_answer", "final_source", "passages", "support", *suggestion_columns(None),
+                "final_verdict", "final_answer", "final_source", "passages", "support", "withdrawn",
+                *suggestion_columns(None),
                 *ANNOTATION_FIELDS]

@@ -65,6 +65,10 @@ class Record(Base):
     annotations: Mapped[list[Annotation]] = relationship(
         back_populates="record", cascade="all, delete-orphan", order_by="Annotation.id"
     )
+    # first verdicts taken back with Undo; read with the record (export), written by review.annotations
+    withdrawn: Mapped[list[WithdrawnVerdict]] = relationship(
+        viewonly=True, order_by="WithdrawnVerdict.withdrawn_at"
+    )
 
 
 class Run(Base):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
 from configuration.settings import Settings
 from loupe.qa import Answer
-from review.annotations import record_verdict
+from review.annotations import record_verdict, undo_verdict
 from review.errors import ConflictError, InvalidVerdictError, NotFoundError
 from review.export import export_bytes
 from review.models import Annotation, AnnotationVersion
@@ -160,11 +162,6 @@ def test_export_formats(sessions, record_id, tmp_path):  # noqa: F811
         assert set(reviewed["passages"][0]) == {"text", "doc_id", "title", "page", "score", "ranks"}
         assert reviewed["final_verdict"] is None and reviewed["generator"]["kind"] == "extractive"
         assert next(row for row in rows if row["question"] == "Unreviewed?")["annotations"] == []
-
-        import io
-
-        import pandas as pd
-
         csv = pd.read_csv(io.BytesIO(export_bytes(session, "csv", actor=ADMIN)[0]))
         assert len(csv) == 3  # two annotations + one unannotated record
         assert csv["verdict"].isna().sum() == 1
@@ -172,6 +169,25 @@ def test_export_formats(sessions, record_id, tmp_path):  # noqa: F811
         assert sorted(parquet["annotator"].dropna()) == ["ana", "ben"]
         with pytest.raises(ValueError, match="format must be one of"):
             export_bytes(session, "xml", actor=ADMIN)
+
+
+def test_export_keeps_changed_and_withdrawn_verdicts(sessions, record_id):  # noqa: F811
+    with sessions() as session:
+        record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="accept")
+        record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ana", verdict="reject", reason="wrong")
+        record_verdict(session, actor=ADMIN, record_id=record_id, annotator="ben", verdict="correct", corrected_answer="42.")
+        undo_verdict(session, actor=ADMIN, record_id=record_id, annotator="ben")  # a first verdict: withdrawn
+        row = json.loads(export_bytes(session, "jsonl", actor=ADMIN)[0])
+        csv = pd.read_csv(io.BytesIO(export_bytes(session, "csv", actor=ADMIN)[0]))
+    (ana,) = row["annotations"]
+    assert (ana["verdict"], ana["reason"]) == ("reject", "wrong")
+    assert [(old["version"], old["verdict"]) for old in ana["history"]] == [(1, "accept")]
+    assert ana["history"][0]["recorded_at"] <= ana["updated_at"]
+    (ben,) = row["withdrawn"]
+    assert (ben["annotator"], ben["verdict"], ben["corrected_answer"], ben["withdrawn_by"]) == ("ben", "correct", "42.", ADMIN.name)
+    assert len(csv) == 1, "a withdrawn verdict is no annotation: the record has one row, ana's"
+    assert [old["verdict"] for old in json.loads(csv["history"][0])] == ["accept"]
+    assert json.loads(csv["withdrawn"][0])[0]["verdict"] == "correct"
 
 
 def test_jsonl_export_loads_with_datasets(sessions, record_id, tmp_path):  # noqa: F811
