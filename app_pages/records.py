@@ -5,15 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from review.access import visible_annotations
+from review.analysis import ensure_support
 from review.annotations import withdrawn_verdicts
 from review.export import FORMATS, export_producer
 from review.records import open_record, recent_records
 from ui.answer_again import answer_again_panel
-from ui.app_state import app_asker, app_sessions, current_principal
+from ui.app_state import app_asker, app_sessions, app_settings, current_principal
 from ui.review_panel import correction_diff_html, review_panel
 from ui.text_safety import md
 
-sessions, asker, principal = app_sessions(), app_asker(), current_principal()
+sessions, asker, settings, principal = app_sessions(), app_asker(), app_settings(), current_principal()
 
 st.title("Records")
 with sessions() as session:
@@ -50,6 +51,8 @@ with sessions() as session:
     withdrawn = withdrawn_verdicts(session, record.id, None if principal.sees_everyone
                                    else {a.annotator for a in visible} | {principal.name})
 
+with st.spinner("Checking which passages support the answer…"):  # a record never analysed: now, as the Queue does
+    record = ensure_support(sessions, settings, record)
 review_panel(record, sessions, principal, key="records_panel", on_saved=lambda verdict: None,
              search=asker.search_evidence)
 answer_again_panel(record, asker, sessions, principal, key="records")

@@ -246,3 +246,20 @@ def test_a_withdrawn_verdict_is_listed_on_the_records_page(app, data_dir):  # no
     assert stored(data_dir) == ([], [])
     lines = [c.value.replace("\\", "") for c in app.caption if "withdrawn with Undo" in c.value]
     assert len(lines) == 1 and "**tester** · accept · version 1" in lines[0]
+
+
+def test_the_records_page_analyses_a_record_never_analysed(data_dir, monkeypatch):  # noqa: F811
+    at = run_app(monkeypatch, data_dir, LOUPE_GENERATOR_KIND="extractive", LOUPE_ANNOTATOR="tester")
+    at.switch_page("app_pages/records.py").run()
+    sessions = open_database(Settings(data_dir=data_dir))
+    with sessions() as session:
+        record = next(r for r in session.scalars(select(Record).where(Record.run == "first").order_by(Record.id))
+                      if r.support is None and r.passages)
+    at.selectbox(key="records_selected").select(record.id).run()
+    assert not at.exception, at.exception
+    with sessions() as session:
+        support = session.get(Record, record.id).support
+    assert support is not None and support["sentences"], "the support map is computed and stored"
+    summary = [alert.value for alert in (*at.success, *at.error) if "support" in alert.value]
+    assert summary, "the page says what the analysis found"
+    assert 'class="loupe-support' in "".join(h.proto.body for h in at.get("html")), "the answer is drawn with its marks"
