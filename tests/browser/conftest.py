@@ -23,6 +23,22 @@ def start_app(data_dir: Path, extra_env: dict[str, str] | None = None) -> tuple[
     return start_app_with(REPO, env, wait_s=90)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test reports what its page showed: on a CI log that is all there is to go on."""
+    report = yield
+    if not (report.failed and call.when == "call"):
+        return report
+    values = [v for value in item.funcargs.values() for v in (value if isinstance(value, tuple) else (value,))]
+    for page in (value for value in values if type(value).__name__ == "Page"):
+        try:
+            shown = page.locator("[data-testid=stMain]").inner_text(timeout=5_000)
+        except Exception as error:  # the page itself may be what broke
+            shown = f"(the page could not be read: {error})"
+        report.sections.append(("what the page showed", f"{page.url}\n{shown[-4000:]}"))
+    return report
+
+
 @pytest.fixture(scope="session")
 def browser():
     executable = shutil.which("chromium")
