@@ -61,7 +61,7 @@ def training_rows(examples: list[Example]) -> list[dict[str, Any]]:
     for example in examples:
         values = features(example.support, example.passages, example.answer, example.question)
         rows.append({"id": example.id, "paper": example.paper, "model": example.model, "verdict": example.verdict,
-                     **{name: round(values[name], 6) for name in FEATURES}})
+                     "question": example.question, **{name: round(values[name], 6) for name in FEATURES}})
     return rows
 
 
@@ -110,12 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     matrix = np.array([feature_vector(row, MODEL_FEATURES) for row in rows])
     y = np.array([row["verdict"] == "accept" for row in rows], dtype=int)
     groups = [row["paper"] for row in rows]
+    questions = [row["question"] for row in rows]
 
     print(f"{len(rows)} answers, {int(y.sum())} accepted, {len(set(groups))} papers; "
           f"GroupKFold({args.folds}) by paper", file=sys.stderr)
-    p_accept, thresholds = grouped_cross_validation(matrix, y, groups, c=args.c, folds=args.folds, trees=TREES)
+    p_accept, thresholds = grouped_cross_validation(matrix, y, groups, c=args.c, folds=args.folds, trees=TREES,
+                                                    questions=questions)
     results: dict[str, Any] = {"suggester": summarise(rows, p_accept, thresholds)}
     if args.compare:
+        results["without_question_priors"] = summarise(rows, *grouped_cross_validation(
+            matrix, y, groups, c=args.c, folds=args.folds, trees=TREES))
         results["logistic_regression"] = summarise(rows, *grouped_cross_validation(matrix, y, groups, c=args.c,
                                                                                    folds=args.folds))
         columns = [MODEL_FEATURES.index(name) for name in BASELINE]
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             matrix[:, columns], y, groups, c=args.c, folds=args.folds, feature_names=BASELINE))
 
     digest = table_hash(rows)
-    model = fit(matrix, y, groups, c=args.c, folds=args.folds, trees=TREES)
+    model = fit(matrix, y, groups, c=args.c, folds=args.folds, trees=TREES, questions=questions)
     model = {
         "name": model_name("kommineni2024", digest, model["kind"]),
         **model,
@@ -139,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             "trained_at": datetime.now(UTC).date().isoformat(),
             "script": "bench/train_suggester.py",
         },
-        "cross_validation": {"method": f"GroupKFold({args.folds}) by paper; scaler, regression, trees and "
-                                       "calibration refitted on the other papers for each fold",
+        "cross_validation": {"method": f"GroupKFold({args.folds}) by paper; scaler, regression, trees, "
+                                       "question priors and calibration refitted on the other papers for each fold",
                              "thresholds": sorted(set(np.round(thresholds, 2).tolist())), **results["suggester"]},
     }
     if not args.no_write:

@@ -463,8 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train-suggester", help="retrain the verdict suggester on an annotator's verdicts on a run",
-        description="Fits the suggester (a logistic regression and boosted trees over support-map features, "
-                    "averaged and calibrated) on the "
+        description="Fits the suggester (a logistic regression and boosted trees over support-map features and "
+                    "each question's acceptance rate, averaged and calibrated) on the "
                     "annotator's verdicts (accept = accept; reject and correct = reject), measures it with whole "
                     "documents held out, and writes it to DATA_DIR/models/suggester.json, where it replaces the "
                     "shipped model (or to --out).",

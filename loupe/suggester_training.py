@@ -33,7 +33,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from loupe.suggestion import LINEAR_FORMAT, MODEL_FEATURES, MODEL_FORMAT, Suggester
+from loupe.suggestion import LINEAR_FORMAT, MODEL_FEATURES, MODEL_FORMAT, QUESTION_PRIOR, QuestionPriors, Suggester
 
 DEFAULT_C = 0.1  # picked from 0.1, 0.3 and 1 by the grouped cross-validation of bench/train_suggester.py
 # scikit-learn GradientBoostingClassifier settings, fixed in advance (shallow trees, slow learning, leaves of 20 or
@@ -43,6 +43,9 @@ DEFAULT_FOLDS = 5
 # Accept at p_accept >= 0.5. A threshold maximising Cohen's kappa on grouped inner folds was measured too and did
 # no better on held-out papers (the kappa curve is flat from 0.35 to 0.65), so it is not tuned.
 THRESHOLD = 0.5
+# The question's acceptance rate is shrunk towards the overall rate by this many answers' worth of it (fixed, not
+# searched): a question seen 5 times moves a third of the way from the overall rate to its own.
+PRIOR_ALPHA = 10.0
 MIN_EXAMPLES = 20  # fewer verdicts than this, or fewer than 5 of either kind, cannot train a useful model
 MIN_PER_CLASS = 5
 
@@ -124,15 +127,32 @@ def trees_dict(model: GradientBoostingClassifier, settings: dict[str, Any]) -> d
             "init": math.log(prior / (1.0 - prior)), "learning_rate": float(model.learning_rate), "trees": trees}
 
 
+def out_of_fold_priors(questions: Sequence[str | None], accepted: np.ndarray, groups: Sequence[Any],
+                       folds: int = DEFAULT_FOLDS) -> np.ndarray:
+    """Each row's `question_prior` counted without its own group (paper, document), as a model meets a new
+    paper's answers: counted with it, the prior would know the row's own verdict and be trusted too much."""
+    questions, y = list(questions), np.asarray(accepted, dtype=int)
+    column = np.zeros(len(y))
+    for train, test in group_folds(groups, folds):
+        priors = QuestionPriors.count([questions[i] for i in train], y[train].tolist(), PRIOR_ALPHA)
+        column[test] = [priors.log_odds(questions[i]) for i in test]
+    return column
+
+
 def fit(matrix: np.ndarray, accepted: np.ndarray, groups: Sequence[Any], *, c: float = DEFAULT_C,
         folds: int = DEFAULT_FOLDS, feature_names: Sequence[str] = MODEL_FEATURES,
-        trees: dict[str, Any] | None = None) -> dict[str, Any]:
+        trees: dict[str, Any] | None = None, questions: Sequence[str | None] | None = None) -> dict[str, Any]:
     """Fit the scaler and the logistic regression (with `trees`, GradientBoostingClassifier settings such as
     `TREES`, also the boosted trees: `LinearAndTrees`) on all rows and the sigmoid calibration on grouped
     cross-validated decision values; the model as the JSON-ready dict `Suggester.from_dict` reads (format 1
-    without trees, 2 with), without name or training metadata. :raises TrainingError:"""
+    without trees, 2 with), without name or training metadata. With `questions` (one per row) the model also
+    learns from each question's acceptance rate (`QuestionPriors`, feature `question_prior`, counted out of fold
+    for the rows themselves) and the file carries the rates of all rows. :raises TrainingError:"""
     y = np.asarray(accepted, dtype=int)
     _check(y)
+    if questions is not None:
+        matrix = np.column_stack([matrix, out_of_fold_priors(questions, y, groups, folds)])
+        feature_names = (*feature_names, QUESTION_PRIOR)
     splits = [(train, test) for train, test in group_folds(groups, folds)
               if len(set(y[train].tolist())) == 2]  # a fold needs both kinds to fit on
     if len(splits) < 2:
@@ -164,15 +184,19 @@ def fit(matrix: np.ndarray, accepted: np.ndarray, groups: Sequence[Any], *, c: f
     if trees is not None:
         model["trees"] = trees_dict(fitted.trees_, trees)
         model["chosen"]["trees"] = "settings fixed in advance, not searched"
+    if questions is not None:
+        model["question_priors"] = QuestionPriors.count(list(questions), y.tolist(), PRIOR_ALPHA).to_dict()
+        model["chosen"]["question_priors"] = (f"acceptance rate per question, shrunk by {PRIOR_ALPHA:g} answers' "
+                                              "worth of the overall rate (fixed, not searched)")
     return model
 
 
 def grouped_cross_validation(matrix: np.ndarray, accepted: np.ndarray, groups: Sequence[Any], *,
                              c: float = DEFAULT_C, folds: int = DEFAULT_FOLDS,
                              feature_names: Sequence[str] = MODEL_FEATURES, trees: dict[str, Any] | None = None,
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold probabilities of "accept" and thresholds: the model (calibration too) refitted without each
-    fold's groups; per row, its probability and the threshold of its fold's model.
+                             questions: Sequence[str | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities of "accept" and thresholds: the model (calibration and question priors too)
+    refitted without each fold's groups; per row, its probability and the threshold of its fold's model.
     :raises TrainingError:"""
     matrix = np.asarray(matrix, dtype=np.float64)
     y = np.asarray(accepted, dtype=int)
@@ -181,10 +205,14 @@ def grouped_cross_validation(matrix: np.ndarray, accepted: np.ndarray, groups: S
     probabilities = np.full(len(y), np.nan)
     thresholds = np.full(len(y), 0.5)
     for fold, (train, test) in enumerate(group_folds(groups, folds)):
+        held_out = matrix[test]
+        asked = None if questions is None else [questions[i] for i in train]
         model = Suggester.from_dict({**fit(matrix[train], y[train], groups[train], c=c, folds=folds,
-                                           feature_names=feature_names, trees=trees),
+                                           feature_names=feature_names, trees=trees, questions=asked),
                                      "name": f"fold-{fold}"})
-        probabilities[test] = model.probability(matrix[test])
+        if model.priors is not None:  # the held-out papers' questions, as the fold's model knows them
+            held_out = np.column_stack([held_out, [model.priors.log_odds(questions[i]) for i in test]])
+        probabilities[test] = model.probability(held_out)
         thresholds[test] = model.threshold
     return probabilities, thresholds
 

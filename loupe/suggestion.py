@@ -1,12 +1,14 @@
 """A suggested verdict for an answer, from its support map: accept or reject, the probability that a person would
 accept it, and the reasons in words. No LLM: a logistic regression and gradient-boosted trees side by side, their
 mean decision value calibrated, over a few numbers of the support map, the answer, its question and its passages
-(`features`), trained on human verdicts (bench/train_suggester.py, `cli.py train-suggester`).
+(`features`), and how often answers to the same question were accepted in training (`QuestionPriors`), trained
+on human verdicts (bench/train_suggester.py, `cli.py train-suggester`).
 
 The model is a JSON file (`SHIPPED_MODEL`, or one trained on a team's own verdicts): the feature names, the
 standard scaler's means and scales, the coefficients and intercept, the trees as arrays (`BoostedTrees`; format 2,
 format 1 files without trees still load) and the sigmoid calibration of the decision value, besides the training
-data's hash, the trees' settings and how they were chosen, and the cross-validated figures. Loading it runs no
+data's hash, the trees' settings and how they were chosen, the question priors (accepted and answered, per
+question), and the cross-validated figures. Loading it runs no
 code (no pickle); the trees are evaluated in numpy.
 
 Usage:
@@ -26,6 +28,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -115,6 +118,76 @@ FEATURES: tuple[str, ...] = (
 # What the trained models use: every feature but the passage counts and positions, which depend on how a context
 # was cut into passages (paragraphs, chunks) rather than on the answer. They still shape the reasons.
 MODEL_FEATURES: tuple[str, ...] = tuple(name for name in FEATURES if name not in ("passages_cited", "cites_top_passage"))
+# A feature that the model file itself supplies, not `features`: how often answers to the record's question were
+# accepted in the training data (`QuestionPriors`).
+QUESTION_PRIOR = "question_prior"
+
+
+def question_key(question: str | None) -> str:
+    """A question as the priors look it up: lower case, any run of other characters than letters and digits one
+    space, so that a question typed again with other spacing or punctuation is the same question."""
+    return " ".join(re.findall(r"[^\W_]+", (question or "").lower()))
+
+
+def same_words(words: list[str], other: list[str]) -> bool:
+    """Word for word the same, but for typos in words of five letters or more (difflib ratio >= 0.8): "fliping"
+    is "flipping", while "code" and "data" repository are two of the study's questions."""
+    return len(words) == len(other) and all(
+        a == b or (min(len(a), len(b)) >= 5 and SequenceMatcher(None, a, b).ratio() >= 0.8)
+        for a, b in zip(words, other))
+
+
+@dataclass(frozen=True)
+class QuestionPriors:
+    """How often answers to each training question were accepted, shrunk towards the overall rate by `alpha`
+    answers' worth of it: users ask the same questions of many papers, and some questions are rarely answered
+    acceptably (4 % for one of the study's, 92 % for another). A question not in the training data gets the
+    overall rate, which says nothing about it."""
+
+    base_rate: float
+    alpha: float
+    counts: dict[str, tuple[int, int]]  # question_key -> (accepted, answers)
+
+    @classmethod
+    def count(cls, questions: list[str | None], accepted: list[int], alpha: float) -> QuestionPriors:
+        counts: dict[str, list[int]] = {}
+        for question, label in zip(questions, accepted):
+            tally = counts.setdefault(question_key(question), [0, 0])
+            tally[0], tally[1] = tally[0] + int(label), tally[1] + 1
+        counts.pop("", None)  # no question text: nothing to learn about it
+        return cls(base_rate=float(np.mean(accepted)), alpha=alpha,
+                   counts={key: (good, total) for key, (good, total) in sorted(counts.items())})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuestionPriors:
+        base_rate, alpha = float(data["base_rate"]), float(data["alpha"])
+        counts = {str(key): (int(good), int(total)) for key, (good, total) in data["counts"].items()}
+        if not 0 < base_rate < 1 or alpha <= 0 or any(not 0 <= good <= total for good, total in counts.values()):
+            raise ValueError("question priors need 0 < base_rate < 1, alpha > 0 and 0 <= accepted <= answers")
+        return cls(base_rate=base_rate, alpha=alpha, counts=counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base_rate": round(self.base_rate, 10), "alpha": self.alpha,
+                "counts": {key: list(tally) for key, tally in self.counts.items()}}
+
+    def seen(self, question: str | None) -> tuple[int, int] | None:
+        """(accepted, answers) of this question in the training data, or None. Misspelt words still match
+        (`same_words`): the study's prompt records spell "Fliping, Roating" where its question list has
+        "Flipping, Rotating"."""
+        key = question_key(question)
+        if key in self.counts or not key:
+            return self.counts.get(key)
+        words = key.split()
+        return next((tally for known, tally in self.counts.items() if same_words(words, known.split())), None)
+
+    def rate(self, question: str | None) -> float:
+        good, total = self.seen(question) or (0, 0)
+        return (good + self.alpha * self.base_rate) / (total + self.alpha)
+
+    def log_odds(self, question: str | None) -> float:
+        """The feature value: the log-odds of the shrunk acceptance rate."""
+        rate = self.rate(question)
+        return math.log(rate / (1.0 - rate))
 
 
 @dataclass
@@ -286,6 +359,7 @@ _REASON_FEATURES: dict[str, tuple[str, ...]] = {
     "contrast": ("contrast_after_abstention",),
     "length": ("log_words", "log_sentences", "abstaining_words", "answering_words"),
     "url": ("url_in_answer",),
+    "prior": (QUESTION_PRIOR,),
 }
 
 
@@ -337,6 +411,8 @@ def reasons(values: dict[str, float], facts: SupportFacts, contributions: dict[s
         words["length"] = "a long answer"
     if values["url_in_answer"]:
         words["url"] = "gives a link"
+    if values.get("question_seen"):
+        words["prior"] = f"answers to this question were accepted {values['question_rate']:.0%} of the time in training"
     strength = {key: sign * sum(contributions.get(name, 0.0) for name in _REASON_FEATURES[key]) for key in words}
     weighed = [key for key in words if key != "cited"]
     ranked = sorted((key for key in weighed if strength[key] > 0), key=lambda key: -strength[key])
@@ -446,6 +522,7 @@ class Suggester:
     threshold: float = 0.5
     data: dict[str, Any] | None = None  # the whole file: training data hash, cross-validated figures
     trees: BoostedTrees | None = None  # format 2: the decision is the mean of the regression's and the trees'
+    priors: QuestionPriors | None = None  # with the feature `question_prior`: its value for each question
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Suggester:
@@ -455,7 +532,8 @@ class Suggester:
                                  "expected)")
         try:
             names = tuple(data["features"])
-            unknown = [name for name in names if name not in FEATURES]
+            priors = QuestionPriors.from_dict(data["question_priors"]) if "question_priors" in data else None
+            unknown = [name for name in names if name not in FEATURES and not (name == QUESTION_PRIOR and priors)]
             if unknown:
                 raise ModelFileError(f"the model uses features this version does not compute: {', '.join(unknown)}")
             arrays = [np.asarray(data[key], dtype=np.float64) for key in ("mean", "scale", "coefficients")]
@@ -466,7 +544,7 @@ class Suggester:
             return cls(name=str(data["name"]), feature_names=names, mean=arrays[0], scale=arrays[1],
                        coefficients=arrays[2], intercept=float(data["intercept"]),
                        calibration=(float(calibration["a"]), float(calibration["b"])),
-                       threshold=float(data.get("threshold", 0.5)), data=data, trees=trees)
+                       threshold=float(data.get("threshold", 0.5)), data=data, trees=trees, priors=priors)
         except (KeyError, TypeError, ValueError, IndexError) as error:
             if isinstance(error, ModelFileError):
                 raise
@@ -504,10 +582,21 @@ class Suggester:
         both = linear if self.trees is None else (linear + self.trees.contributions(vector)) / 2
         return dict(zip(self.feature_names, both.tolist()))
 
+    def values(self, support: dict[str, Any] | None, passages: list[dict[str, Any]] | None, answer: str | None,
+               question: str | None = None) -> dict[str, float]:
+        """`features`, plus the question's prior where the model has one (and `question_seen`, for the reasons)."""
+        values = features(support, passages, answer, question)
+        if self.priors is not None:
+            seen = self.priors.seen(question)
+            values[QUESTION_PRIOR] = self.priors.log_odds(question)
+            values["question_seen"] = float(seen is not None)
+            values["question_rate"] = seen[0] / seen[1] if seen else self.priors.base_rate
+        return values
+
     def suggest(self, support: dict[str, Any] | None, passages: list[dict[str, Any]] | None, answer: str | None,
                 question: str | None = None) -> dict[str, Any]:
         """{"verdict": "accept" | "reject", "p_accept": float (4 places), "reasons": [str], "model": name}."""
-        values = features(support, passages, answer, question)
+        values = self.values(support, passages, answer, question)
         vector = feature_vector(values, self.feature_names)
         p_accept = float(self.probability(vector[None, :])[0])
         verdict = "accept" if p_accept >= self.threshold else "reject"

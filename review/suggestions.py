@@ -63,7 +63,7 @@ def training_rows(sessions, settings: Settings, *, run: str, annotator: str,
             record = ensure_support(sessions, settings, record)
         values = features(record.support, record.passages, record.answer, record.question)
         rows.append({"id": record.id, "group": record.doc_id or record.id,
-                     "verdict": "accept" if verdict == "accept" else "reject",
+                     "verdict": "accept" if verdict == "accept" else "reject", "question": record.question,
                      **{name: round(values[name], 6) for name in FEATURES}})
         if progress:
             progress(done, len(judged), record_id)
@@ -79,10 +79,11 @@ def train_from_reviews(sessions, settings: Settings, *, run: str, annotator: str
     rows = training_rows(sessions, settings, run=run, annotator=annotator, progress=progress)
     matrix = np.array([feature_vector(row, MODEL_FEATURES) for row in rows])
     y = np.array([row["verdict"] == "accept" for row in rows], dtype=int)
-    groups = [row["group"] for row in rows]
-    p_accept, thresholds = grouped_cross_validation(matrix, y, groups, c=c, folds=folds, trees=TREES)
+    groups, questions = [row["group"] for row in rows], [row["question"] for row in rows]
+    p_accept, thresholds = grouped_cross_validation(matrix, y, groups, c=c, folds=folds, trees=TREES,
+                                                    questions=questions)
     digest = table_hash(rows)
-    fitted = fit(matrix, y, groups, c=c, folds=folds, trees=TREES)
+    fitted = fit(matrix, y, groups, c=c, folds=folds, trees=TREES, questions=questions)
     model = {
         "name": model_name(_slug(f"{run}-{annotator}"), digest, fitted["kind"]),
         **fitted,
@@ -90,8 +91,8 @@ def train_from_reviews(sessions, settings: Settings, *, run: str, annotator: str
                      "rows": len(rows), "accepted": int(y.sum()), "documents": len(set(groups)),
                      "support_model": settings.embedding_model, "trained_at": datetime.now(UTC).date().isoformat(),
                      "script": "cli.py train-suggester"},
-        "cross_validation": {"method": f"GroupKFold({folds}) by document; scaler, regression, trees and "
-                                       "calibration refitted on the other documents for each fold",
+        "cross_validation": {"method": f"GroupKFold({folds}) by document; scaler, regression, trees, "
+                                       "question priors and calibration refitted on the other documents for each fold",
                              "pooled": figures(y, p_accept, thresholds)},
     }
     path = Path(out) if out is not None else settings.data_dir / LOCAL_MODEL

@@ -15,6 +15,7 @@ from loupe.suggester_training import DEFAULT_C, TrainingError, figures, fit, gro
 from loupe.suggestion import (
     FEATURES,
     MODEL_FEATURES,
+    QUESTION_PRIOR,
     SHIPPED_MODEL,
     ModelFileError,
     Suggester,
@@ -94,7 +95,8 @@ def test_features_of_empty_and_missing_support_maps():
 def test_the_shipped_model_loads_and_scores_a_record():
     model = Suggester.load()
     data = json.loads(SHIPPED_MODEL.read_text(encoding="utf-8"))
-    assert model.name == data["name"] and set(model.feature_names) <= set(FEATURES)
+    assert model.name == data["name"] and set(model.feature_names) <= {*FEATURES, QUESTION_PRIOR}
+    assert model.priors is not None and len(model.priors.counts) == 28, "the study's 28 questions and their rates"
     assert len(data["training"]["sha256"]) == 64 and data["training"]["rows"] > 2000
     assert data["cross_validation"]["pooled"]["cohen_kappa"] > 0.5
     suggestion = model.suggest(ABSTAINING, PASSAGES, ABSTAINING_ANSWER, QUESTION)
