@@ -10,15 +10,17 @@ come from `loupe.support.analyze_support` with the configured MiniLM model; they
 first run computes them: about half an hour on 2 busy cores; a progress line goes to stderr).
 
 The model: the logistic regression and gradient-boosted trees side by side (loupe.suggester_training.TREES, settings
-fixed in advance), their mean decision value calibrated by a sigmoid; a JSON file, trees as arrays, no pickle.
+fixed in advance) over the support-map features and each question's acceptance rate (question priors, counted
+without the row's own paper), their mean decision value calibrated by a sigmoid; a JSON file, trees as arrays, no
+pickle.
 
 Evaluation: GroupKFold by paper (--folds, default 5: three papers held out per fold). In every outer fold the whole
 model (scaler, regression, trees and their sigmoid calibration, itself fitted on grouped inner folds) is refitted
 on the other papers and scores the held-out ones; it says accept at p_accept >= 0.5. The out-of-fold
 probabilities give Cohen's kappa, accuracy, AUC, Brier score and expected calibration error per generating model
-and pooled. `--compare` adds the same figures for the logistic regression alone and for the issue's handful of
-support-map numbers alone (a logistic regression too). With the support maps cached: about 40 s on 2 cores,
-70 s with --compare.
+and pooled. `--compare` adds the same figures for the model without question priors, for the logistic
+regression alone and for the issue's handful of support-map numbers alone (a logistic regression too). With the
+support maps cached: about 40 s on 2 cores, 100 s with --compare.
 
 The final model is fitted on all examples and written to --out with the training table's sha256, the per-model
 counts and the cross-validated figures.
