@@ -185,8 +185,9 @@ class QuestionPriors:
         return (good + self.alpha * self.base_rate) / (total + self.alpha)
 
     def log_odds(self, question: str | None) -> float:
-        """The feature value: the log-odds of the shrunk acceptance rate."""
-        rate = self.rate(question)
+        """The feature value: the log-odds of the shrunk acceptance rate (kept finite where a training fold had
+        verdicts of one kind only)."""
+        rate = min(max(self.rate(question), 1e-6), 1.0 - 1e-6)
         return math.log(rate / (1.0 - rate))
 
 

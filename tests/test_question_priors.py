@@ -33,6 +33,8 @@ def test_the_rate_is_shrunk_towards_the_overall_rate():
     assert priors.rate("an unknown question") == pytest.approx(0.6)
     assert priors.log_odds(USUAL) == pytest.approx(math.log((5 + 6) / 15 / (1 - (5 + 6) / 15)))
     assert QuestionPriors.from_dict(priors.to_dict()) == priors
+    one_kind = QuestionPriors.count([RARE] * 3, [0, 0, 0], alpha=10.0)  # a training fold of rejections only
+    assert one_kind.log_odds(RARE) == pytest.approx(math.log(1e-6 / (1 - 1e-6))), "finite, not a math error"
     with pytest.raises(ValueError, match="0 <= accepted <= answers"):
         QuestionPriors.from_dict({**priors.to_dict(), "counts": {"q": [3, 2]}})
 
