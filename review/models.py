@@ -245,6 +245,42 @@ class AdjudicationVersion(HistoryRow, AdjudicationFields, Base):
     adjudication: Mapped[Adjudication] = relationship(back_populates="history")
 
 
+class Sample(Base):
+    """A named design for reviewing part of a run (review.sampling): how its records were chosen, kept so that an
+    estimate from its verdicts can weight each record by the chance it had of being chosen."""
+
+    __tablename__ = "samples"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run: Mapped[str] = mapped_column(String(200), index=True)
+    method: Mapped[str] = mapped_column(String(20))  # "active" or "uniform"
+    seed: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[int] = mapped_column(Integer)
+    population: Mapped[int] = mapped_column(Integer)  # records of the run when it was drawn
+    suggester_model: Mapped[str | None] = mapped_column(String(300))  # whose p_accept set the probabilities
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SampleUnit(Base):
+    """One record of a run when a sample was drawn: its inclusion probability and whether it was chosen. Every
+    record of the population is kept, so the design is known whole even after records are deleted or re-imported
+    (no foreign key: a deleted record's unit stays, and the estimate says what was lost)."""
+
+    __tablename__ = "sample_units"
+    __table_args__ = (UniqueConstraint("sample", "record_id", name="uq_sample_unit_record"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sample: Mapped[str] = mapped_column(ForeignKey("samples.name", ondelete="CASCADE"), index=True)
+    record_id: Mapped[str] = mapped_column(String(300))
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    source_hash: Mapped[str | None] = mapped_column(String(64))  # the record's content when drawn
+    probability: Mapped[float] = mapped_column(Float)
+    selected: Mapped[bool] = mapped_column(Boolean)
+    position: Mapped[int | None] = mapped_column(Integer)  # order of review among the selected
+
+
 Index("ix_records_created_at", Record.created_at)
 Index("uq_records_run_external_id", Record.run, Record.external_id, unique=True)
 Index("ix_annotations_annotator_verdict", Annotation.annotator, Annotation.verdict)
