@@ -17,8 +17,10 @@ _ABBREVIATIONS = {
 }
 # A sentence end: punctuation, closing quotes/brackets and any citation markers that follow ("… seeds. [1][2]"),
 # before a capital, digit or opening bracket (or the end of the text); or a blank line; or a page break.
+# A run of punctuation is tried from its first character only ("(?<![.!?])"): a match takes the whole run or
+# fails, and the same suffix would fail again, so retrying inside the run ("." * n + "a") cost O(n²).
 _CANDIDATE = re.compile(
-    r"[.!?]+[\"')\]]*(?:\s*\[\d+(?:\s*[,;\-–]\s*\d+)*\])*(?=\s+[\"'(\[]?[A-Z0-9]|\s*$)|\n\s*\n|\f"
+    r"(?<![.!?])[.!?]+[\"')\]]*(?:\s*\[\d+(?:\s*[,;\-–]\s*\d+)*\])*(?=\s+[\"'(\[]?[A-Z0-9]|\s*$)|\n\s*\n|\f"
 )
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
 
