@@ -10,6 +10,7 @@ import logging
 import streamlit as st
 
 from configuration.settings import SettingsError
+from loupe.suggestion import suggester_note_or_none
 from review.db import auth_required
 from ui.app_state import app_asker, app_sessions, app_settings, freeze_loaded_objects
 from ui.auth import exposure_refusal, logged_in_principal, login_page, single_user_principal
@@ -51,6 +52,9 @@ with about:
     st.caption(md("Generator: **{}** · {}", generator.kind, generator.model))
     if generator.fallback_reason:
         st.warning(md("Using the offline extractive answerer: {}", generator.fallback_reason))
+    suggester_note = suggester_note_or_none(settings)
+    if suggester_note:
+        st.warning(md("Suggested verdicts: {}", suggester_note))
     st.caption(md("Store: {} · data: {}", settings.backend, settings.data_dir))
 
 pages = [  # every role; the data functions behind each page check the role again

@@ -182,11 +182,21 @@ def cmd_import(args: argparse.Namespace) -> int:
     return _finish(report, FAILED=report.failures, SKIPPED=report.skipped)
 
 
+def _note_suggester(settings) -> None:
+    """A NOTE on stderr when the data directory's suggester file cannot be used and the shipped one suggests."""
+    from loupe.suggestion import suggester_note_or_none
+
+    note = suggester_note_or_none(settings)
+    if note:
+        print(f"NOTE: {note}", file=sys.stderr)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from review.analysis import analyze_pending
     from review.db import open_database
 
     settings = load_settings()
+    _note_suggester(settings)
     done = analyze_pending(open_database(settings), settings, run=args.run, progress=_progress_printer("analysing"))
     print(f"support maps and suggested verdicts computed for {done} records"
           + (f" of run {args.run}" if args.run else ""))

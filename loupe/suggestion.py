@@ -47,6 +47,14 @@ SHIPPED_MODEL = Path(__file__).parent / "models" / "suggester.json"
 LOCAL_MODEL = Path("models") / "suggester.json"  # under the data directory
 VERDICTS = ("accept", "reject")
 logger = logging.getLogger(__name__)
+# Bounds on a model file, which may come from anyone's data directory: its size and nesting are checked before it is
+# parsed, its numbers and trees as it is read. The shipped model is 106 KB, nests 5 deep and has 150 trees of at
+# most 15 nodes; the bounds leave room for other training settings and keep a model's arrays within ~40 MB.
+MAX_MODEL_BYTES = 8 * 1024 * 1024
+MAX_NESTING = 16
+MAX_MAGNITUDE = 1e9  # of any number in the file: a scaler, a coefficient or a split beyond it is no trained model
+MAX_TREES = 2000
+MAX_TREE_NODES = 511  # a full tree of depth 8
 
 # Words of a question that say nothing about what it asks for (besides the aligner's stopwords).
 _QUESTION_FILLER = frozenset(content_words(
@@ -161,9 +169,10 @@ class QuestionPriors:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QuestionPriors:
+        """:raises ValueError: rates or counts out of range (NaN included)."""
         base_rate, alpha = float(data["base_rate"]), float(data["alpha"])
         counts = {str(key): (int(good), int(total)) for key, (good, total) in data["counts"].items()}
-        if not 0 < base_rate < 1 or alpha <= 0 or any(not 0 <= good <= total for good, total in counts.values()):
+        if not 0 < base_rate < 1 or not 0 < alpha < math.inf or any(not 0 <= good <= total for good, total in counts.values()):
             raise ValueError("question priors need 0 < base_rate < 1, alpha > 0 and 0 <= accepted <= answers")
         return cls(base_rate=base_rate, alpha=alpha, counts=counts)
 
@@ -453,6 +462,11 @@ class BoostedTrees:
         if not trees:
             raise ModelFileError("the model's tree list is empty")
         nodes = max(len(tree["value"]) for tree in trees)
+        if len(trees) > MAX_TREES or nodes > MAX_TREE_NODES:
+            raise ModelFileError(f"it has {len(trees)} trees of up to {nodes} nodes; a suggester model has at most "
+                                 f"{MAX_TREES} trees of at most {MAX_TREE_NODES} nodes")
+        if not float(data["learning_rate"]) > 0:
+            raise ModelFileError("the trees' learning_rate must be positive")
         shape = (len(trees), nodes)
         feature, left, right = (np.zeros(shape, dtype=np.int64) for _ in range(3))
         threshold, value = np.zeros(shape), np.zeros(shape)
@@ -462,6 +476,8 @@ class BoostedTrees:
             size = len(columns[-1])
             if any(column.shape != (size,) for column in columns):
                 raise ModelFileError(f"tree {index}: feature, threshold, left, right and value differ in length")
+            if not all(np.issubdtype(column.dtype, np.integer) for column in (columns[0], *columns[2:4])):
+                raise ModelFileError(f"tree {index}: feature, left and right must be whole numbers")
             own = np.arange(size)
             inner = columns[2] >= 0
             children = np.where(inner, columns[2], own), np.where(inner, columns[3], own)
@@ -530,10 +546,14 @@ class Suggester:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Suggester:
-        """:raises ModelFileError: not a suggester model, or its features are not ones this version computes."""
+        """:raises ModelFileError: not a suggester model, its features are not ones this version computes, or a
+        number is not finite, out of bounds (`MAX_MAGNITUDE`) or out of its range (scales, the threshold)."""
         if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
             raise ModelFileError(f"not a suggester model (format {' or '.join(map(repr, READABLE_FORMATS))} "
                                  "expected)")
+        problem = bad_number(data)
+        if problem:
+            raise ModelFileError(problem)
         try:
             names = tuple(data["features"])
             priors = QuestionPriors.from_dict(data["question_priors"]) if "question_priors" in data else None
@@ -543,26 +563,31 @@ class Suggester:
             arrays = [np.asarray(data[key], dtype=np.float64) for key in ("mean", "scale", "coefficients")]
             if any(array.shape != (len(names),) for array in arrays):
                 raise ModelFileError("the model's means, scales and coefficients must have one value per feature")
+            if not (arrays[1] > 0).all():
+                raise ModelFileError("the model's scales must be positive (features are divided by them)")
+            if not 0 < float(data.get("threshold", 0.5)) < 1:
+                raise ModelFileError(f"the threshold must lie between 0 and 1, got {data['threshold']!r}")
             calibration = data["calibration"]
             trees = BoostedTrees.from_dict(data["trees"], len(names)) if data["format"] == MODEL_FORMAT else None
             return cls(name=str(data["name"]), feature_names=names, mean=arrays[0], scale=arrays[1],
                        coefficients=arrays[2], intercept=float(data["intercept"]),
                        calibration=(float(calibration["a"]), float(calibration["b"])),
                        threshold=float(data.get("threshold", 0.5)), data=data, trees=trees, priors=priors)
-        except (KeyError, TypeError, ValueError, IndexError) as error:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
             if isinstance(error, ModelFileError):
                 raise
             raise ModelFileError(f"the model file is incomplete or malformed: {error!r}") from None
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Suggester:
-        """The model in `path` (default: the shipped one). :raises OSError: :raises ModelFileError:"""
+        """The model in `path` (default: the shipped one), checked whole before it is used: its size and nesting
+        before it is parsed (a huge or deeply nested file would exhaust memory or the stack), then every number
+        and array (`from_dict`). :raises OSError: :raises ModelFileError: naming the file and what is wrong."""
         path = Path(path) if path is not None else SHIPPED_MODEL
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ModelFileError(f"{path} is not JSON: {error}") from None
-        return cls.from_dict(data)
+            return cls.from_dict(_parsed_model_file(path))
+        except ModelFileError as error:
+            raise ModelFileError(f"the suggester file {path} cannot be used: {error}") from None
 
     def linear_decision(self, matrix: np.ndarray) -> np.ndarray:
         """The logistic regression's decision values of rows of feature values (in `feature_names` order)."""
@@ -609,6 +634,58 @@ class Suggester:
                 "model": self.name}
 
 
+def json_nesting(text: str) -> int:
+    """How deep the brackets of a JSON text nest (those inside strings not counted), in one pass."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # one character per step: no backtracking beyond the string
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _parsed_model_file(path: Path) -> Any:
+    """The file's JSON, read only when its size and nesting are within bounds. :raises ModelFileError:"""
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ModelFileError(f"it is {size:,} bytes; a suggester model is at most {MAX_MODEL_BYTES:,}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ModelFileError(f"it is not UTF-8 text: {error}") from None
+    depth = json_nesting(text)
+    if depth > MAX_NESTING:
+        raise ModelFileError(f"its brackets nest {depth} deep; a suggester model nests at most {MAX_NESTING} deep")
+    try:
+        return json.loads(text)
+    except ValueError as error:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise ModelFileError(f"it is not JSON: {error}") from None
+
+
+def bad_number(value: Any, where: str = "the file") -> str | None:
+    """What is wrong with the first number of a parsed model file that is not finite or beyond `MAX_MAGNITUDE`
+    (naming where it is, e.g. "calibration.a"), or None when every number is fine."""
+    if isinstance(value, bool) or not isinstance(value, int | float | dict | list):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} is {value}, not a finite number"
+    if isinstance(value, int | float):
+        if abs(value) <= MAX_MAGNITUDE:
+            return None
+        size = f"an integer of {len(str(abs(value)))} digits" if isinstance(value, int) else f"{value:g}"
+        return f"{where} is {size}; a suggester model's numbers lie within ±{MAX_MAGNITUDE:g}"
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    prefix = "" if where == "the file" else where
+    for key, item in items:
+        problem = bad_number(item, f"{prefix}[{key}]" if isinstance(value, list) else f"{prefix}.{key}".lstrip("."))
+        if problem:
+            return problem
+    return None
+
+
 def model_path(settings: Settings) -> Path:
     """The model in force: `<data dir>/models/suggester.json` when one was trained there, else the shipped one."""
     local = settings.data_dir / LOCAL_MODEL
@@ -632,16 +709,57 @@ def suggest(support: dict[str, Any] | None, passages: list[dict[str, Any]] | Non
     return load_suggester(model_path).suggest(support, passages, answer, question)
 
 
+@dataclass(frozen=True)
+class ModelInForce:
+    """The suggester that suggests now, and `note`: why the data directory's own model is not it, when that file
+    cannot be used."""
+
+    suggester: Suggester
+    note: str | None = None
+
+
+def suggester_in_force(settings: Settings) -> ModelInForce:
+    """The model of `model_path`; when that is a file in the data directory that cannot be used (unreadable, not a
+    model, a number or tree out of bounds), the shipped model, with a note naming the file and what is wrong (the
+    CLI prints it, the app shows it, and it is logged once per version of the file).
+
+    :raises OSError: :raises ModelFileError: the shipped model itself cannot be used."""
+    path = model_path(settings)
+    return _in_force(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _in_force(path: str, mtime_ns: int) -> ModelInForce:
+    try:
+        return ModelInForce(Suggester.load(path))
+    except (OSError, ModelFileError) as error:
+        if Path(path) == SHIPPED_MODEL:
+            raise
+        shipped = load_suggester()
+        note = f"{error}; the shipped model {shipped.name} suggests instead"
+        logger.warning("%s", note)
+        return ModelInForce(shipped, note)
+
+
+def suggester_note_or_none(settings: Settings) -> str | None:
+    """What the CLI and the app say about the model in force: why the data directory's file is not used, or that
+    no suggestions can be made at all; None when all is well."""
+    try:
+        return suggester_in_force(settings).note
+    except (OSError, ModelFileError) as error:
+        return f"no verdict suggestions: {error}"
+
+
 def suggestion_or_none(settings: Settings, support: dict[str, Any] | None, passages: list[dict[str, Any]] | None,
                        answer: str | None, question: str | None = None) -> dict[str, Any] | None:
-    """The suggestion of the model in force (`model_path`), or None, logged, when its file cannot be read: a
-    broken retrained model must not stop answers from being shown and reviewed."""
-    path = model_path(settings)
+    """The suggestion of the model in force (`suggester_in_force`), or None, logged, when not even the shipped model
+    can be read: a broken model must not stop answers from being shown and reviewed."""
     try:
-        return suggest(support, passages, answer, question, model_path=path)
+        suggester = suggester_in_force(settings).suggester
     except (OSError, ModelFileError) as error:
-        logger.warning("no verdict suggestion: the model %s cannot be used: %s", path, error)
+        logger.warning("no verdict suggestion: %s", error)
         return None
+    return suggester.suggest(support, passages, answer, question)
 
 
 def export_suggestion(stored: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -652,6 +770,8 @@ def export_suggestion(stored: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         p_accept = float(stored["p_accept"])
     except (KeyError, TypeError, ValueError):
+        return None
+    if not math.isfinite(p_accept):  # stored by a version that let a NaN model through: no suggestion to export
         return None
     return {"verdict": stored["verdict"], "p_accept": p_accept,
             "reasons": [str(reason) for reason in stored.get("reasons") or []], "model": str(stored.get("model") or "")}

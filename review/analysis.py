@@ -8,7 +8,7 @@ from sqlalchemy import or_, select
 
 from configuration.settings import Settings
 from loupe.progress import ProgressCallback
-from loupe.suggestion import load_suggester, model_path, suggestion_or_none
+from loupe.suggestion import suggester_in_force, suggestion_or_none
 from loupe.support import analyze_support, prepare_support
 from review.models import Record
 from review.records import apply_suggestion, apply_support, get_record
@@ -18,9 +18,10 @@ PREPARE_BATCH = 8
 
 
 def current_model_name(settings: Settings) -> str | None:
-    """The name of the suggester model in force, or None when its file cannot be used."""
+    """The name of the suggester model in force (the shipped one when the data directory's cannot be used), or
+    None when not even the shipped one can."""
     try:
-        return load_suggester(model_path(settings)).name
+        return suggester_in_force(settings).suggester.name
     except (OSError, ValueError):
         return None
 

@@ -3,12 +3,17 @@
 CSV is opened in spreadsheets, which run a cell starting with `=`, `+`, `-` or `@` (or a tab or carriage return
 before one) as a formula: every such text cell is prefixed with a single quote, as OWASP advises against CSV
 injection. JSONL and Parquet are read by programs and keep the exact text.
+
+JSON has no NaN or infinite numbers and strict parsers refuse a file holding them, so no export writes one: such
+a number (an imported passage's score, say) is exported as null, and a stored suggestion whose probability is not
+finite as no suggestion (`finite`; every `json.dumps` here refuses them as a guard).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +42,21 @@ def csv_safe(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def finite(value: Any) -> Any:
+    """The value with every NaN or infinite number, at any depth, replaced by None (null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -93,7 +113,7 @@ def iter_records(session: Session, run: str | None = None, batch: int = 500) -> 
     if run is not None:
         query = query.where(Record.run == run)
     for record, adjudication in session.execute(query.execution_options(yield_per=batch)):
-        yield record_row(record, adjudication)
+        yield finite(record_row(record, adjudication))
 
 
 def suggestion_columns(suggestion: dict[str, Any] | None) -> dict[str, Any]:
@@ -113,16 +133,16 @@ def flat_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             "answer": row["answer"], "generator_kind": row["generator"]["kind"],
             "generator_model": row["generator"]["model"], "final_verdict": row["final_verdict"],
             "final_answer": row["final_answer"], "final_source": row["final_source"],
-            "passages": json.dumps(row["passages"], ensure_ascii=False),
-            "support": json.dumps(row["support"], ensure_ascii=False),
-            "withdrawn": json.dumps(row["withdrawn"], ensure_ascii=False) if row["withdrawn"] else None,
+            "passages": _json(row["passages"]),
+            "support": _json(row["support"]),
+            "withdrawn": _json(row["withdrawn"]) if row["withdrawn"] else None,
             **suggestion_columns(row["suggestion"]),
         }
         for annotation in row["annotations"] or [dict.fromkeys(ANNOTATION_FIELDS)]:
             flat = dict(base)
             for name in ANNOTATION_FIELDS:
                 value = annotation[name]
-                flat[name] = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+                flat[name] = _json(value) if isinstance(value, (dict, list)) else value
             yield flat
 
 
@@ -141,7 +161,7 @@ def export_bytes(session: Session, fmt: str, run: str | None = None, *, actor: P
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     rows = list(iter_records(session, run))
     if fmt == "jsonl":
-        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8"), len(rows)
+        return "".join(_json(row) + "\n" for row in rows).encode("utf-8"), len(rows)
     import pandas as pd
 
     frame = pd.DataFrame(list(flat_rows(iter(rows))), columns=FLAT_COLUMNS)
