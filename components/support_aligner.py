@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,6 +38,8 @@ CACHE_SIZE = 20_000
 # Passages whose sentence split (spans, cleaned texts, content words) is kept: about a tenth of an analysis's time
 # on the study's records once the embeddings come from the cache.
 PASSAGE_CACHE_SIZE = 4096
+# Texts embedded between two looks at the clock when a run or prepare has a deadline.
+DEADLINE_CHUNK = 64
 # Records whose texts `SupportAligner.prepare` embeds together at most, in the order given (review.analysis_worker).
 PREPARE_RECORDS = 8
 
@@ -247,6 +250,16 @@ def lexical_overlap(answer_words: list[frozenset[str]], passage_words: list[froz
     return np.divide(answers @ passages.T, sizes, out=result, where=sizes > 0)
 
 
+class TimeLimitExceeded(TimeoutError):
+    """An analysis given a deadline (`SupportAligner.run(..., deadline=...)`) did not end by it."""
+
+
+def check_deadline(deadline: float | None) -> None:
+    """Raise TimeLimitExceeded when `deadline` (a `time.monotonic()` time; None: none) has passed."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeLimitExceeded("the analysis ran past its time limit")
+
+
 # --- Sentences ------------------------------------------------------------------------------------------------
 @dataclass
 class AnswerSentence:
@@ -316,10 +329,14 @@ def answer_sentences(answer: str) -> list[AnswerSentence]:
     return sentences
 
 
-def passage_sentences(passages: list[str]) -> list[PassageSentence]:
-    """All sentences of all passages that have at least one content word."""
-    return [PassageSentence(number, start, end, clean, words) for number, passage in enumerate(passages)
-            for start, end, clean, words in _sentences_of(passage or "")]
+def passage_sentences(passages: list[str], deadline: float | None = None) -> list[PassageSentence]:
+    """All sentences of all passages that have at least one content word (the deadline checked per passage)."""
+    sentences = []
+    for number, passage in enumerate(passages):
+        check_deadline(deadline)
+        sentences += [PassageSentence(number, start, end, clean, words)
+                      for start, end, clean, words in _sentences_of(passage or "")]
+    return sentences
 
 
 @lru_cache(maxsize=PASSAGE_CACHE_SIZE)
@@ -340,16 +357,17 @@ def shares_words(answers: list[AnswerSentence], passages: list[PassageSentence])
 
 
 def encode(encoder: SentenceEncoder, texts: list[str], cache: OrderedDict[str, np.ndarray] | None = None,
-           cached: Callable[[str], bool] = lambda text: True) -> np.ndarray:
+           cached: Callable[[str], bool] = lambda text: True, deadline: float | None = None) -> np.ndarray:
     """Unit-length float32 embeddings of texts from one call to the encoder, each distinct text once. With a cache (least recently used first), texts found there are not embedded again
-    and new texts for which `cached` is true are added; it keeps at most CACHE_SIZE texts."""
+    and new texts for which `cached` is true are added; it keeps at most CACHE_SIZE texts. With a deadline, the
+    texts are embedded DEADLINE_CHUNK at a time, the clock checked before each call."""
     cache = cache if cache is not None else OrderedDict()
     found = {text: cache[text] for text in dict.fromkeys(texts) if text in cache}
     for text in found:
         cache.move_to_end(text)
     missing = [text for text in dict.fromkeys(texts) if text not in found]
     if missing:
-        vectors = np.asarray(encoder.encode(missing, batch_size=ENCODE_BATCH), dtype=np.float32)
+        vectors = _embed(encoder, missing, deadline)
         for text, vector in zip(missing, vectors):
             found[text] = vector
             if cached(text):
@@ -359,6 +377,15 @@ def encode(encoder: SentenceEncoder, texts: list[str], cache: OrderedDict[str, n
     if not texts:
         return np.zeros((0, 1), dtype=np.float32)
     return np.stack([found[text] for text in texts])
+
+
+def _embed(encoder: SentenceEncoder, texts: list[str], deadline: float | None) -> np.ndarray:
+    step = len(texts) if deadline is None else DEADLINE_CHUNK
+    parts = []
+    for first in range(0, len(texts), step):
+        check_deadline(deadline)
+        parts.append(np.asarray(encoder.encode(texts[first : first + step], batch_size=ENCODE_BATCH), dtype=np.float32))
+    return np.concatenate(parts)
 
 
 def score_matrices(
@@ -609,15 +636,16 @@ class SupportAligner:
     def from_dict(cls, data: dict[str, Any]) -> SupportAligner:
         return default_from_dict(cls, data)
 
-    def _needed(self, answer: str, passages: list[str]) -> tuple[list[AnswerSentence], list[PassageSentence]]:
+    def _needed(self, answer: str, passages: list[str],
+                deadline: float | None = None) -> tuple[list[AnswerSentence], list[PassageSentence]]:
         """The answer's sentences and the passage sentences to score them against (prefiltered if so set)."""
         answers = answer_sentences(answer or "")
-        candidates = passage_sentences(list(passages or []))
+        candidates = passage_sentences(list(passages or []), deadline)
         if self.lexical_prefilter:
             candidates = [c for c, keep in zip(candidates, shares_words(answers, candidates)) if keep]
         return answers, candidates
 
-    def prepare(self, items: list[tuple[str, list[str]]]) -> int:
+    def prepare(self, items: list[tuple[str, list[str]]], deadline: float | None = None) -> int:
         """
         Embeds, in one call to the encoder, what `run` will need for these (answer, passages) pairs and the cache
         lacks: their answer and passage sentences, kept in the cache, so that `run` on each of them embeds
@@ -627,6 +655,7 @@ class SupportAligner:
 
         :param items: (answer, passage texts) of the records about to be analysed; at most PREPARE_RECORDS are
             useful (a larger list is prepared in chunks of that many).
+        :param deadline: as in `run`.
         :returns: how many texts were embedded.
         :raises OSError: when there is something to embed, the aligner was not warmed up and the model cannot
             be loaded.
@@ -635,7 +664,7 @@ class SupportAligner:
         for first in range(0, len(items), PREPARE_RECORDS):
             texts: list[str] = []
             for answer, passages in items[first : first + PREPARE_RECORDS]:
-                answers, candidates = self._needed(answer, passages)
+                answers, candidates = self._needed(answer, passages, deadline)
                 if answers and candidates:
                     texts += [s.clean for s in answers] + [c.clean for c in candidates]
             with self._cache_lock:
@@ -643,28 +672,31 @@ class SupportAligner:
                 if missing:
                     if self.encoder is None:
                         self.warm_up()
-                    encode(self.encoder, missing, self._cache)
+                    encode(self.encoder, missing, self._cache, deadline=deadline)
             embedded += len(missing)
         return embedded
 
     @component.output_types(support=SupportMap)
-    def run(self, answer: str, passages: list[str]) -> dict[str, Any]:
+    def run(self, answer: str, passages: list[str], deadline: float | None = None) -> dict[str, Any]:
         """
         :param answer: the generated answer.
         :param passages: the retrieved passages' texts, numbered from 0 in this order.
+        :param deadline: a `time.monotonic()` time by which to end (checked per passage and per DEADLINE_CHUNK
+            texts embedded), or None for no limit.
         :returns: `support`: a `SupportMap`, one `SentenceSupport` per answer sentence (`to_dict()` gives the
             stored JSON form).
         :raises OSError: when there is something to embed, the aligner was not warmed up and the model cannot
             be loaded.
+        :raises TimeLimitExceeded: when the deadline passed first.
         """
-        answers, candidates = self._needed(answer, passages)
+        answers, candidates = self._needed(answer, passages, deadline)
         if answers and candidates:
             passage_texts = {c.clean for c in candidates}
             if self.encoder is None:
                 self.warm_up()
             with self._cache_lock:
                 vectors = encode(self.encoder, [s.clean for s in answers] + [c.clean for c in candidates],
-                                 self._cache, cached=passage_texts.__contains__)
+                                 self._cache, cached=passage_texts.__contains__, deadline=deadline)
             semantic, lexical = score_matrices(answers, candidates, vectors[: len(answers)], vectors[len(answers) :])
         else:
             semantic = lexical = np.zeros((len(answers), 0), dtype=np.float32)

@@ -78,6 +78,9 @@ class Settings:
     # Import from zip archives: the most one member may expand to, and all members of one archive together (MB).
     import_max_member_mb: int = 200
     import_max_archive_mb: int = 2000
+    # The most seconds the background worker spends on one record's support analysis; a record over it is left to
+    # on-demand analysis (review.analysis_worker), so that one record never stalls the others.
+    analysis_time_limit_s: float = 20.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -102,6 +105,8 @@ class Settings:
             )
         if not self.generator_timeout_s > 0:
             raise SettingsError(f"generator_timeout_s must be more than 0, got {self.generator_timeout_s}")
+        if not self.analysis_time_limit_s > 0:
+            raise SettingsError(f"analysis_time_limit_s must be more than 0, got {self.analysis_time_limit_s}")
         if self.generator_kind == "openai" and not self.generator_base_url:
             raise SettingsError("generator_kind 'openai' needs LOUPE_GENERATOR_BASE_URL (e.g. http://localhost:8000/v1)")
         return self

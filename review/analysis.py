@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from configuration.settings import Settings
 from loupe.progress import ProgressCallback
 from loupe.suggestion import suggester_in_force, suggestion_or_none
-from loupe.support import analyze_support, prepare_support
+from loupe.support import analyze_support, bounded, prepare_support
 from review.models import Record
 from review.records import apply_suggestion, apply_support, get_record
 
@@ -33,16 +33,22 @@ def needs_suggestion(record: Record, model: str | None) -> bool:
     return record.suggestion is None or (record.suggestion or {}).get("model") != model
 
 
-def ensure_support(sessions, settings: Settings, record: Record) -> Record:
+def ensure_support(sessions, settings: Settings, record: Record, deadline: float | None = None) -> Record:
     """The record with its support map and suggestion, computed and stored now if it has none yet (or a
-    suggestion of another model than the one in force)."""
+    suggestion of another model than the one in force), both from the bounded answer and passages
+    (loupe.support.bounded).
+
+    :param deadline: a `time.monotonic()` time by which the support analysis must end (None: no limit).
+    :raises TimeLimitExceeded: when it did not; nothing is stored then."""
     model = current_model_name(settings)
     if record.support is not None and not needs_suggestion(record, model):
         return record
     support = record.support
     if support is None:
-        support = analyze_support(settings, record.answer, passage_texts(record))
-    suggestion = suggestion_or_none(settings, support, record.passages, record.answer, record.question)
+        support = analyze_support(settings, record.answer, passage_texts(record), deadline=deadline)
+    answer, texts, _cut = bounded(record.answer or "", passage_texts(record))
+    passages = [{**passage, "text": text} for passage, text in zip(record.passages, texts)]
+    suggestion = suggestion_or_none(settings, support, passages, answer, record.question)
     with sessions() as session:
         stored = get_record(session, record_id=record.id)
         if stored.support is None:

@@ -20,6 +20,10 @@ the latest `ahead()`. A page calls `ahead()` while it draws a record, so the dra
 browser's rendering, on the same few cores) does not compete with MiniLM; an annotator reading the record
 leaves the worker ample time.
 
+Time limit: one record's analysis may take `settings.analysis_time_limit_s` (LOUPE_ANALYSIS_TIME_LIMIT_S) at
+most; past it the analysis stops (components.support_aligner.TimeLimitExceeded), nothing is stored, the worker goes
+on with the next record and `over_limit(id)` says how long it tried: the page says so and analyses it on demand.
+
 Failures: a record that has disappeared (deleted, or never existed) is skipped. Any other exception stops the
 thread: `status().error` says what happened (until a restarted thread completes a record), the record it failed
 on is not tried again by the worker, and the next `ahead()` starts a new thread.
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from components.support_aligner import TimeLimitExceeded
 from configuration.settings import Settings
 from loupe import support
 from review import analysis
@@ -84,6 +89,7 @@ class AnalysisWorker:
         self._wake = threading.Condition(self._lock)
         self._pending: list[str] = []
         self._failed: set[str] = set()  # records the worker crashed on: left to on-demand analysis
+        self._over_limit: dict[str, float] = {}  # records past the time limit -> the limit: left to on demand
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._done = self._skipped = 0
@@ -98,7 +104,8 @@ class AnalysisWorker:
         with self._lock:
             if self._stopping:
                 return
-            wanted = [record_id for record_id in dict.fromkeys(record_ids) if record_id and record_id not in self._failed]
+            wanted = [record_id for record_id in dict.fromkeys(record_ids)
+                      if record_id and record_id not in self._failed and record_id not in self._over_limit]
             self._requests += 1
             self._last_request = time.monotonic()
             self._latest = chosen = set(wanted)
@@ -114,6 +121,11 @@ class AnalysisWorker:
             return WorkerStatus(running=self._thread is not None and self._thread.is_alive(),
                                 pending=len(self._pending), done=self._done, skipped=self._skipped,
                                 current=self._current, error=self._error)
+
+    def over_limit(self, record_id: str) -> float | None:
+        """The time limit (seconds) the record's analysis ran past in this worker, or None if it did not."""
+        with self._lock:
+            return self._over_limit.get(record_id)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is pending or in progress (or the thread has stopped); False on timeout."""
@@ -201,14 +213,24 @@ class AnalysisWorker:
         items = [(answer or "", [(passage or {}).get("text") or "" for passage in passages or []])
                  for answer, passages in rows]
         if len(items) > 1:
-            support.prepare_support(self.settings, items)
+            try:
+                support.prepare_support(self.settings, items, deadline=self._deadline())
+            except TimeLimitExceeded:  # each record is then embedded by its own analysis, under its own limit
+                pass
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.settings.analysis_time_limit_s
 
     def _analyse(self, record_id: str) -> None:
         try:
             with self.sessions() as session:
                 record = get_record(session, record_id=record_id)
-            stored = analysis.ensure_support(self.sessions, self.settings, record)
+            stored = analysis.ensure_support(self.sessions, self.settings, record, deadline=self._deadline())
         except NotFoundError:  # deleted since it was queued
+            return
+        except TimeLimitExceeded:  # left to on-demand analysis; the next records go on
+            with self._lock:
+                self._over_limit[record_id] = self.settings.analysis_time_limit_s
             return
         with self._lock:
             if stored is record:  # nothing was missing: ensure_support returns the record it was given

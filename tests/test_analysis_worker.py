@@ -39,7 +39,7 @@ class Spy:
         self.calls: list[tuple[str, str]] = []
         self.failing: str | None = None
 
-    def __call__(self, settings, answer, passage_texts):
+    def __call__(self, settings, answer, passage_texts, deadline=None):
         self.calls.append((answer, threading.current_thread().name))
         if self.failing:
             raise RuntimeError(self.failing)
@@ -54,7 +54,7 @@ def spy(monkeypatch) -> Spy:
     spy = Spy()
     spy.prepared = []
     monkeypatch.setattr(analysis, "analyze_support", spy)
-    monkeypatch.setattr(support, "prepare_support", lambda settings, items: spy.prepared.append(
+    monkeypatch.setattr(support, "prepare_support", lambda settings, items, deadline=None: spy.prepared.append(
         sorted(answer for answer, _ in items)) or 0)
     return spy
 
@@ -109,7 +109,7 @@ def test_newer_requests_go_first_and_unknown_records_are_skipped(sessions, tmp_p
     gate = threading.Event()
     original = spy.__call__
 
-    def slow(settings, answer, passage_texts):
+    def slow(settings, answer, passage_texts, deadline=None):
         gate.wait(TIMEOUT)
         return original(settings, answer, passage_texts)
 
@@ -137,7 +137,7 @@ def test_a_batch_yields_to_a_newer_request(sessions, tmp_path, spy, worker, monk
     gate, started = threading.Event(), threading.Event()
     original = spy.__call__
 
-    def slow(settings, answer, passage_texts):
+    def slow(settings, answer, passage_texts, deadline=None):
         started.set()
         gate.wait(TIMEOUT)
         return original(settings, answer, passage_texts)

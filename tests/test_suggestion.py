@@ -207,7 +207,7 @@ def test_suggestion_agreement_against_a_hand_computed_table():
     assert bob == {"annotator": "bob", "n": 1, "percent_agreement": 1.0, "cohen_kappa": None, "models": ["m1"]}
 
 
-def fake_support(settings, answer, passage_texts):
+def fake_support(settings, answer, passage_texts, deadline=None):
     """A support map without the sentence model: "I don't know" abstains, other sentences are supported by the
     first passage when they share a word with it."""
     words = set(passage_texts[0].lower().split()) if passage_texts else set()
