@@ -64,7 +64,8 @@ pages = [  # every role; the data functions behind each page check the role agai
     st.Page("app_pages/progress.py", title="Progress"),
 ]
 if principal.has("reviewer"):
-    pages += [st.Page("app_pages/adjudicate.py", title="Adjudicate"), st.Page("app_pages/overview.py", title="Overview")]
+    pages += [st.Page("app_pages/adjudicate.py", title="Adjudicate"), st.Page("app_pages/overview.py", title="Overview"),
+              st.Page("app_pages/scorecard.py", title="Scorecard")]
 if principal.has("admin"):
     pages += [st.Page("app_pages/import_records.py", title="Import"), st.Page("app_pages/batch.py", title="Batch"),
               st.Page("app_pages/users.py", title="Users")]

@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": len(rows),
             "accepted": int(y.sum()),
             "papers": len(set(groups)),
+            "documents": sorted(set(groups)),  # the scorecard says when a run holds any of them
             "by_model": {m: sum(1 for row in rows if row["model"] == m) for m in sorted({r["model"] for r in rows})},
             "support_model": settings.embedding_model,
             "trained_at": datetime.now(UTC).date().isoformat(),

@@ -311,6 +311,86 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from review.sampling import draw_sample
+
+    with _sessions()() as session:
+        drawn = draw_sample(session, actor=_operator(), run=args.run, budget=args.budget, seed=args.seed,
+                            name=args.name, method="uniform" if args.uniform else "active")
+    Path(args.out).write_text("".join(f"{record_id}\n" for record_id in drawn.record_ids), encoding="utf-8")
+    print(f"{drawn.summary()}; record ids written to {args.out}")
+    print(f"review it in the Queue with the order \"sample {drawn.sample.name}\"", file=sys.stderr)
+    return 0
+
+
+def _per_run(values: list[str] | None, runs: list[str], what: str) -> list[str | None]:
+    """One value for every run: none given, one for all, or one per run in order."""
+    if not values:
+        return [None] * len(runs)
+    if len(values) == 1:
+        return values * len(runs)
+    if len(values) != len(runs):
+        raise ValueError(f"give one {what} for all runs or one per --run ({len(runs)}), not {len(values)}")
+    return values
+
+
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    from review.queue import EVERYONE
+    from review.sampling import get_sample
+    from review.scorecard import compare_runs, run_scorecard
+
+    settings = load_settings()
+    runs = list(dict.fromkeys(args.run))
+    with _sessions()() as session:
+        samples: list[str | None] = [None] * len(runs)
+        for name in args.sample or []:
+            sample = get_sample(session, name)
+            if sample.run not in runs:
+                raise ValueError(f"sample {name!r} is of run {sample.run!r}, which is not among --run")
+            samples[runs.index(sample.run)] = name
+        annotators = [name or EVERYONE for name in _per_run(args.annotator, runs, "--annotator")]
+        cards = [run_scorecard(session, settings, run, actor=_operator(), annotator=annotator, sample=sample,
+                               details=not args.json or args.details)
+                 for run, annotator, sample in zip(runs, annotators, samples)]
+        if args.compare:
+            other = args.compare
+            other_sample = next((name for name in args.sample or [] if get_sample(session, name).run == other), None)
+            for card, annotator, sample in zip(cards, annotators, samples):
+                card["difference"] = compare_runs(session, card["run"], other, actor=_operator(),
+                                                  annotators=(annotator, annotator), samples=(sample, other_sample))
+    if args.json:
+        for card in cards:
+            print(json.dumps(card, ensure_ascii=False, allow_nan=False))
+        return 0
+    for card in cards:
+        _print_scorecard(card)
+    return 0
+
+
+def _interval(figures: dict | None) -> str:
+    if not figures or figures.get("estimate") is None:
+        return "–"
+    low, high = figures["ci"]
+    return f"{figures['estimate']:.1%} (95% CI {low:.1%}–{high:.1%})"
+
+
+def _print_scorecard(card: dict) -> None:
+    print(f"run {card['run']}: {card['records']} records, {card['human_n']} human verdicts"
+          + (f" in sample {card['sample']}" if card["sample"] else "") + f" ({card['annotator']})")
+    print(f"  acceptance {_interval(card)} [{card['method'] or 'no estimate'}]")
+    print(f"  human only {_interval(card['human_only'])}")
+    if card["suggestion_only"]:
+        print(f"  suggestions only {card['suggestion_only']['estimate']:.1%} (uncalibrated, "
+              f"{card['suggestion_only']['records']} records; suggester {card['suggester_model']})")
+    if card["more_for_5_points"]:
+        print(f"  about {card['more_for_5_points']} more verdicts would bring the interval to ±5 points")
+    for note in card["notes"]:
+        print(f"  NOTE: {note}")
+    if "difference" in card:
+        print(f"  {card['difference']['sentence']} [{card['difference']['method']}, "
+              f"{card['difference']['pairs']} shared questions and documents]")
+
+
 def _read_new_password() -> str:
     """The password, twice: prompted on a terminal; otherwise the first two lines of standard input (a single
     line is taken as it is)."""
@@ -376,21 +456,26 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_model(args: argparse.Namespace) -> int:
-    import subprocess
+    from loupe.model_server import ModelServer, client_settings, exposure_warning
 
-    from loupe.model_server import client_settings, serve_command, serve_environment
-
+    warning = exposure_warning(args.host, args.allow_remote)  # a host others reach is refused without the flag
     settings = load_settings().replace(generator_kind="transformers", generator_base_url="")
     folder = Path(args.model) if args.model else _prepared_model_folder(settings)
     if folder is None or not folder.is_dir():
         raise ValueError(f"no local model folder to serve for {settings.generator_model!r}; give one with --model")
     settings_lines = " ".join(f"{name}={value}" for name, value in client_settings(folder, args.host, args.port).items())
-    print(f"serving {folder} on http://{args.host}:{args.port}/v1 (Ctrl-C stops it); point Loupe at it with:\n"
-          f"  {settings_lines}", file=sys.stderr, flush=True)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    server = ModelServer(folder, args.host, args.port, allow_remote=args.allow_remote)
     try:
-        return subprocess.call(serve_command(folder, args.host, args.port), env=serve_environment())
+        with server:
+            print(f"serving {folder} on {server.base_url} (chat completions and the model list only; Ctrl-C stops "
+                  f"it); point Loupe at it with:\n  {settings_lines}", file=sys.stderr, flush=True)
+            return server.wait()
     except KeyboardInterrupt:
         return 0
+    except RuntimeError as error:  # transformers serve did not start
+        raise ValueError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -419,7 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve-model", help="serve the prepared generator over the OpenAI protocol (transformers serve)",
         description="One model server for several app processes: prints the LOUPE_GENERATOR_* settings for them.")
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback only)")
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback only; another "
+                       "needs --allow-remote)")
+    serve.add_argument("--allow-remote", action="store_true", dest="allow_remote",
+                       help="let --host be an address other machines reach (a warning says so)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--model", metavar="FOLDER", help="serve this model folder instead of the prepared one")
     serve.set_defaults(handler=cmd_serve_model)
@@ -508,6 +596,38 @@ def build_parser() -> argparse.ArgumentParser:
     set_role.add_argument("name", metavar="NAME")
     set_role.add_argument("role", metavar="ROLE", choices=ROLES)
     users.set_defaults(handler=cmd_users)
+
+    sample = commands.add_parser(
+        "sample", help="choose records of a run to review, stored as a named sample",
+        description="Draws BUDGET records from every record of the run (whatever verdicts they have) and stores the "
+                    "sample with every record's inclusion probability, so that `scorecard --sample` weights each "
+                    "verdict by it. Active (default): records whose suggestion is uncertain are likelier to be "
+                    "chosen; --uniform: a simple random sample. Writes the record ids (as imported) one per line, "
+                    "in the order the Queue's \"sample NAME\" shows them.")
+    sample.add_argument("--run", required=True, metavar="NAME")
+    sample.add_argument("--budget", required=True, type=int, metavar="N", help="how many records to choose")
+    sample.add_argument("--seed", required=True, type=int, metavar="S", help="random seed (same seed, same sample)")
+    sample.add_argument("--name", required=True, metavar="P", help="the sample's name (new)")
+    sample.add_argument("--out", required=True, metavar="FILE", help="write the chosen record ids here")
+    sample.add_argument("--uniform", action="store_true", help="a simple random sample instead of an active one")
+    sample.set_defaults(handler=cmd_sample)
+
+    scorecard = commands.add_parser(
+        "scorecard", help="each run's acceptance rate with a 95%% interval (prediction-powered inference)",
+        description="Accepted / judged (a correction counts as not acceptable), estimated from the human verdicts "
+                    "and every record's suggestion (prediction-powered inference, ppi_py), beside the human-only "
+                    "estimate and the uncalibrated mean of the suggestions. Without --sample every judged record is "
+                    "taken as a uniform sample.")
+    scorecard.add_argument("--run", required=True, action="append", metavar="NAME", help="repeatable")
+    scorecard.add_argument("--sample", action="append", metavar="P", help="use this sample's verdicts and design "
+                                                                         "for its run (repeatable, one per run)")
+    scorecard.add_argument("--annotator", action="append", metavar="NAME", help="whose verdicts (default: "
+                           "everyone's, the latest per record); one for all runs or one per --run")
+    scorecard.add_argument("--compare", metavar="RUN", help="add the difference to this run, on shared questions "
+                                                            "and documents")
+    scorecard.add_argument("--json", action="store_true", help="one JSON object per run")
+    scorecard.add_argument("--details", action="store_true", help="with --json: per question and per document too")
+    scorecard.set_defaults(handler=cmd_scorecard)
 
     export = commands.add_parser("export", help="records with their annotations as JSONL, CSV or Parquet")
     export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from review.access import Principal, readable_records, require_viewing_as
-from review.models import Annotation, Record, Run
+from review.access import Principal, current_actor, readable_records, require_viewing_as
+from review.models import Annotation, Record, Run, SampleUnit
 
 # The annotator value meaning "everyone's verdicts". Stored annotator names are stripped of surrounding spaces,
 # so this value, with its leading space, names nobody.
@@ -44,6 +44,17 @@ SORTS = {
     "question": "by question, then document",
     "document": "by document, then question",
 }
+# The order of a stored sample (review.sampling): only its chosen records, in the order they were drawn.
+SAMPLE_SORT = "sample:"
+
+
+def sample_sort(name: str) -> str:
+    """The sort value that works through sample `name`."""
+    return SAMPLE_SORT + name
+
+
+def sort_label(sort: str) -> str:
+    return f"sample {sort.removeprefix(SAMPLE_SORT)}" if sort.startswith(SAMPLE_SORT) else SORTS[sort]
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,9 @@ def queue_query(flt: QueueFilter, actor: Principal) -> Select:
             conditions.append(mine.c.id.is_(None))
         query = query.where(or_(*conditions))
     query = query.where(*_support_conditions(flt.support))
+    if flt.sort.startswith(SAMPLE_SORT):
+        query = query.join(SampleUnit, and_(SampleUnit.record_id == Record.id, SampleUnit.selected.is_(True),
+                                            SampleUnit.sample == flt.sort.removeprefix(SAMPLE_SORT)))
     if flt.search.strip():
         pattern = "%" + flt.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(
@@ -182,6 +196,8 @@ def _support_conditions(support: str) -> list:
 
 
 def _order(sort: str) -> list:
+    if sort.startswith(SAMPLE_SORT):
+        return [SampleUnit.position, Record.id]
     question_order = [func.length(Record.question_id), Record.question_id, Record.question]
     orders = {
         "riskiest": [Record.p_reject.desc().nulls_last(), Record.unsupported_count.desc().nulls_last(),
@@ -197,8 +213,8 @@ def _order(sort: str) -> list:
 
 
 def queue_entries(session: Session, flt: QueueFilter, *, actor: Principal) -> list[tuple[str, str]]:
-    """(record id, status) of every record in the queue, in order."""
-    return [(row.id, row.status) for row in session.execute(queue_query(flt, actor))]
+    """(record id, status) of every record in the queue, in order, for `actor` as their account is now."""
+    return [(row.id, row.status) for row in session.execute(queue_query(flt, current_actor(session, actor)))]
 
 
 def next_unreviewed(entries: list[tuple[str, str]], after: int) -> int | None:

@@ -87,7 +87,7 @@ def train_from_reviews(sessions, settings: Settings, *, run: str, annotator: str
     model = {
         "name": model_name(_slug(f"{run}-{annotator}"), digest, fitted["kind"]),
         **fitted,
-        "training": {"data": f"verdicts of {annotator} on run {run} (review database)", "sha256": digest,
+        "training": {"data": f"verdicts of {annotator} on run {run} (review database)", "run": run, "sha256": digest,
                      "rows": len(rows), "accepted": int(y.sum()), "documents": len(set(groups)),
                      "support_model": settings.embedding_model, "trained_at": datetime.now(UTC).date().isoformat(),
                      "script": "cli.py train-suggester"},
