@@ -16,8 +16,11 @@ from review.queue import (
     next_unreviewed,
     queue_entries,
     queue_facets,
+    sample_sort,
+    sort_label,
 )
 from review.records import get_record, open_record
+from review.sampling import samples_of
 from ui import app_state
 from ui.answer_again import answer_again_panel
 from ui.app_state import app_asker, app_sessions, app_settings, current_principal, document_ids
@@ -55,7 +58,11 @@ with filters.expander("Filters and order"):
     generators = middle.multiselect("Generator", facets.generators, key="queue_generators", placeholder="Any generator")
     support = right.selectbox("Support", list(SUPPORT_FILTERS), format_func=SUPPORT_FILTERS.get, key="queue_support")
     search = left.text_input("Search question, answer and passages", key="queue_search")
-    sort = middle.selectbox("Order", list(SORTS), format_func=SORTS.get, key="queue_sort", index=1)
+    with sessions() as session:
+        sample_orders = [sample_sort(sample.name) for sample in samples_of(session, runs)]
+    sort = middle.selectbox("Order", [*SORTS, *sample_orders], format_func=sort_label, key="queue_sort", index=1,
+                            help="A sample (Scorecard page, `cli.py sample`) shows only its records, in the order "
+                                 "they were drawn: work through it from the top")
     viewer = right.selectbox("Status as judged by", facets.annotators, format_func=annotator_label, key="queue_viewer",
                              help="Whose verdicts decide what counts as reviewed: everyone's (a record is reviewed "
                                   "when anyone judged it, by its latest verdict) or one annotator's",
