@@ -115,7 +115,7 @@ def await_support(record_id: str) -> None:
         return
     with sessions() as session:
         stored = get_record(session, record_id=record_id)
-    if stored.support is not None or worker.status().error:
+    if stored.support is not None or worker.status().error or worker.over_limit(record_id):
         st.rerun()
 
 
@@ -177,8 +177,15 @@ def review() -> None:
         st.warning(md("The background analysis stopped ({}): records are analysed when shown.", failure))
     if worker is not None:  # the next records are analysed while this one is read (this one first, if need be)
         worker.ahead(([record.id] if record.support is None and not failure else []) + upcoming)
+    over_limit = worker.over_limit(record.id) if worker is not None else None
     if record.support is not None:  # analysed already (ahead, or before): at most the suggestion is missing
         record = ensure_support(sessions, settings, record)
+    elif over_limit:  # the worker gave up on it, to go on with others' records: analysed only when asked
+        st.warning(md("The background analysis stopped on this record after {} s (LOUPE_ANALYSIS_TIME_LIMIT_S) and "
+                      "went on with the others.", f"{over_limit:g}"))
+        if st.button("Analyse it now", key="queue_analyse_now"):
+            with st.spinner("Checking which passages support the answer…"):
+                record = ensure_support(sessions, settings, record)
     elif worker is not None and not failure:  # shown at once; the highlights follow when the worker is done
         st.html('<div class="loupe-support-pending" style="color:#666;font-size:0.85rem">Checking which passages '
                 "support the answer, in the background: the highlights appear when it is done.</div>")

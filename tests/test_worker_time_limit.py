@@ -18,11 +18,14 @@ from components.support_aligner import SupportAligner, TimeLimitExceeded
 from configuration.settings import Settings, SettingsError, load_settings
 from loupe import support
 from review import analysis
-from review.analysis_worker import AnalysisWorker
+from review.analysis_worker import AnalysisWorker, WorkerStatus
+from review.db import open_database
 from review.importer import Importer
+from review.models import Record
 from review.records import get_record
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, run_app
 from tests.db_fixtures import db_url, sessions  # noqa: F401
+from tests.test_app_queue import data_dir  # noqa: F401  (the fixture)
 
 TIMEOUT = 120  # seconds; a busy machine is slow, a healthy run takes a few
 
@@ -136,3 +139,42 @@ def test_a_record_over_the_time_limit_does_not_stall_the_others(sessions, tmp_pa
         worker.stop()
     done = analysis.ensure_support(sessions, worker.settings, record_of(sessions, hostile))  # on demand: no limit
     assert done.support is not None and done.support["sentences"]
+
+
+# -- the Queue page ------------------------------------------------------------------------------------------------
+
+
+class OverLimitWorker:
+    """A worker that gave up on every record at its time limit of 20 s."""
+
+    def ahead(self, record_ids) -> None:
+        pass
+
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(running=True, pending=0, done=0, skipped=0, current=None, error=None)
+
+    def over_limit(self, record_id: str) -> float:
+        return 20.0
+
+
+@pytest.mark.slow
+def test_the_queue_says_a_record_was_over_the_limit_and_analyses_it_when_asked(data_dir, monkeypatch):  # noqa: F811
+    import ui.app_state
+
+    monkeypatch.setattr(ui.app_state, "analysis_worker", lambda: OverLimitWorker())
+    monkeypatch.setattr(support, "MAX_PASSAGES", 1)  # the demo records have 3 passages: the analysis cuts two
+    at = run_app(monkeypatch, data_dir, LOUPE_GENERATOR_KIND="extractive", LOUPE_ANNOTATOR="tester")
+    at.switch_page("app_pages/queue.py").run()
+    at.multiselect(key="queue_runs").select("first").run()
+    assert not at.exception, at.exception
+    assert any("stopped on this record after 20 s" in warning.value for warning in at.warning)
+    record_id = next(b.key for b in at.button if b.key and b.key.startswith("queue_panel_accept_")).removeprefix(
+        "queue_panel_accept_")
+    sessions = open_database(Settings(data_dir=data_dir))
+    with sessions() as session:
+        assert session.get(Record, record_id).support is None, "not analysed until asked"
+    at.button(key="queue_analyse_now").click().run()
+    assert not at.exception, at.exception
+    with sessions() as session:
+        assert session.get(Record, record_id).support["cut"] == {"passages": 1, "passages_total": 3}
+    assert any("the first 1 of its 3 passages" in warning.value for warning in at.warning), "the cut is said"

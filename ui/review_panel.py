@@ -26,6 +26,7 @@ from typing import Any
 
 import streamlit as st
 
+from loupe.support import describe_cut
 from review.access import Principal
 from review.annotations import record_verdict, undo_verdict
 from review.context_chunks import describe_grouping
@@ -218,6 +219,8 @@ def _passage_header(record: Record, key: str, number: int, passage: dict[str, An
 def _support_summary(support: dict[str, Any] | None, has_passages: bool) -> None:
     if not support:
         return
+    if cut := describe_cut(support.get("cut")):
+        st.warning(cut)
     if support.get("abstains"):
         st.info("The answer says the context does not contain the information.")
     if not has_passages:
