@@ -7,28 +7,15 @@ the user's next click.
 
 from __future__ import annotations
 
-import ipaddress
-
 import streamlit as st
 
+from configuration.network import is_loopback
 from review.access import Principal, local_user_name
 from review.errors import AuthenticationError
 from review.users import authenticate, load_principal, principal_for_email, user_count
 from ui.text_safety import md
 
 _USER_KEY = "auth_user"
-
-
-def is_loopback(address: str | None) -> bool:
-    """Whether Streamlit's `server.address` serves this machine only. Unset (""), 0.0.0.0, :: or a host name
-    means other machines can connect."""
-    address = (address or "").strip()
-    if address.startswith("unix://") or address.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def exposure_refusal(address: str | None, logins: bool) -> str | None:
