@@ -11,7 +11,7 @@ from haystack import Document
 
 from configuration.settings import Settings
 from loupe.generators import GeneratorChoice, answer_with_fallback
-from loupe.qa import Answer
+from loupe.qa import Answer, bounded_context
 from loupe.support import analyze_support
 from pipelines.answer import answer_inputs, build_answer_pipeline
 
@@ -33,7 +33,8 @@ def answer_from_passages(
     with_support: bool = True, pipeline: Any = None,
 ) -> Answer:
     """Answer `question` from these passages with `choice` (falling back as any answer does), keeping the passages
-    exactly as given; with `with_support`, the answer's support map against them.
+    exactly as given; with `with_support`, the answer's support map against them. The generator is given them
+    within the same bounds as Ask (`loupe.qa.bounded_context`), and the answer's `context_note` says what was cut.
 
     :param pipeline: the answer pipeline `choice.component` is already part of (a component belongs to one
         pipeline; loupe.qa.Asker has one for its generator); None: the one it is in, else a new one."""
@@ -41,11 +42,11 @@ def answer_from_passages(
         raise ValueError("the record has no question to answer again")
     if not passages:
         raise ValueError("the record has no passages to answer from")
-    documents = [passage_document(passage) for passage in passages]
+    context = bounded_context([passage_document(passage) for passage in passages])
     started = time.perf_counter()
 
     def run(current: GeneratorChoice, pipeline: Any) -> dict:
-        return pipeline.run(answer_inputs(current.component, question, documents, streaming_callback),
+        return pipeline.run(answer_inputs(current.component, question, context.documents, streaming_callback),
                             include_outputs_from={"prompt_builder"})
 
     # a component belongs to one pipeline: reuse the one it is in (the asker's, an earlier answer again's)
@@ -58,6 +59,7 @@ def answer_from_passages(
         passages=[dict(passage) for passage in passages], prompt=result["prompt_builder"]["prompt"][0].text,
         mode=mode, doc_ids=list(doc_ids or []),
         timings={"retrieval_ms": 0.0, "generation_ms": round((time.perf_counter() - started) * 1000, 1)},
+        context_note=context.note,
     )
     if with_support:
         answer.support = analyze_support(settings, answer.answer, [passage.get("text") or "" for passage in passages])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,32 @@ def choose_generator(settings: Settings, progress: Progress | None = None) -> Ge
                            generation=dict(generator.generation_kwargs))
 
 
+class GenerationCancelled(Exception):
+    """The user stopped an answer while it streamed: no fallback answers instead, and nothing is stored."""
+
+
+def cancellable(callback: Callable[[Any], None] | None, cancel: threading.Event) -> Callable[[Any], None]:
+    """The streaming callback, raising `GenerationCancelled` at the first chunk after `cancel` is set: local
+    models stream from inside their decoding loop and servers chunk by chunk, so either stops between tokens."""
+
+    def checked(chunk: Any) -> None:
+        if cancel.is_set():
+            raise GenerationCancelled("the answer was cancelled while it streamed")
+        if callback is not None:
+            callback(chunk)
+
+    return checked
+
+
+def _cancelled(error: BaseException | None) -> bool:
+    """Whether `error` is, or was caused by (the pipeline wraps what a component raises), a cancellation."""
+    while error is not None:
+        if isinstance(error, GenerationCancelled):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def answer_with_fallback(
     settings: Settings, choice: GeneratorChoice, pipeline: Any, run: Callable[[GeneratorChoice, Any], dict],
     on_fallback: Callable[[str], None] | None = None,
@@ -78,6 +105,8 @@ def answer_with_fallback(
     try:
         return choice, run(choice, pipeline)
     except Exception as error:
+        if _cancelled(error):
+            raise GenerationCancelled("the answer was cancelled while it streamed") from None
         if choice.kind == "extractive":
             raise
         fallback = fallback_choice(settings, f"{choice.kind} generator failed: {_failure(settings, choice, error)}")

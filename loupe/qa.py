@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,44 @@ class QuestionError(ValueError):
     """The question or its options cannot be asked; the message says what to change."""
 
 
+# The context any generator is given, for Ask and Answer again alike: at most the Ask page's top-k cap of passages
+# and this many characters of their text (about 3,000 tokens: within the bundled model's 8,192-token window with
+# the template and the answer, and about 20 s of its prompt processing on 2 cores), in their ranked order.
+MAX_CONTEXT_PASSAGES = 50
+MAX_CONTEXT_CHARS = 12_000
+
+
+@dataclass(frozen=True)
+class BoundedContext:
+    """The passages a generator is given, and `note`: what was left out and why (None when nothing was)."""
+
+    documents: list[Document]
+    note: str | None = None
+
+
+def bounded_context(documents: list[Document]) -> BoundedContext:
+    """The leading passages within `MAX_CONTEXT_PASSAGES` and `MAX_CONTEXT_CHARS` (the first one cut to the
+    characters when it alone is longer), and a note saying what was left out."""
+    kept: list[Document] = []
+    used = 0
+    for document in documents[:MAX_CONTEXT_PASSAGES]:
+        text = document.content or ""
+        if used + len(text) > MAX_CONTEXT_CHARS:
+            if not kept:
+                kept.append(dataclasses.replace(document, content=text[:MAX_CONTEXT_CHARS]))
+            break
+        kept.append(document)
+        used += len(text)
+    cut_first = bool(kept) and kept[0].content != documents[0].content
+    if len(kept) == len(documents) and not cut_first:
+        return BoundedContext(kept)
+    note = (f"the generator was given {len(kept)} of the {len(documents)} passages (at most {MAX_CONTEXT_PASSAGES} "
+            f"passages and {MAX_CONTEXT_CHARS:,} characters of their text, in their order)")
+    if cut_first:
+        note += f"; passage 1 was cut to its first {MAX_CONTEXT_CHARS:,} characters"
+    return BoundedContext(kept, note)
+
+
 @dataclass
 class Answer:
     """Everything about one answered question that a reviewer needs to judge it."""
@@ -37,6 +76,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     support: dict[str, Any] | None = None  # the support map (components.support_aligner), when asked for
     suggestion: dict[str, Any] | None = None  # the suggested verdict (loupe.suggestion), with the support map
+    context_note: str | None = None  # what of the passages the generator was not given (`bounded_context`)
 
     def to_json(self) -> dict[str, Any]:
         """The `ask --json` object."""
@@ -49,7 +89,8 @@ class Answer:
             "passages": self.passages,
             "timings": self.timings,
         } | ({"support": self.support} if self.support is not None else {}) | (
-            {"suggestion": self.suggestion} if self.suggestion is not None else {})
+            {"suggestion": self.suggestion} if self.suggestion is not None else {}) | (
+            {"context_note": self.context_note} if self.context_note else {})
 
 
 def passage_record(document: Document) -> dict[str, Any]:
@@ -124,9 +165,10 @@ class Asker:
         started = time.perf_counter()
         documents = self.retrieve(question, doc_ids, mode, top_k)
         retrieved = time.perf_counter()
+        context = bounded_context(documents)
 
         def run(choice: GeneratorChoice, pipeline: Pipeline) -> dict:
-            inputs = answer_inputs(choice.component, question, documents, streaming_callback)
+            inputs = answer_inputs(choice.component, question, context.documents, streaming_callback)
             return pipeline.run(inputs, include_outputs_from={"prompt_builder"})
 
         choice, result = answer_with_fallback(self.settings, self.generator, self._answer_pipeline, run, on_fallback)
@@ -144,6 +186,7 @@ class Asker:
                 "retrieval_ms": round((retrieved - started) * 1000, 1),
                 "generation_ms": round((finished - retrieved) * 1000, 1),
             },
+            context_note=context.note,
         )
         if with_support:
             answer.support = analyze_support(self.settings, answer.answer, [p["text"] or "" for p in answer.passages])

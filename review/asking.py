@@ -78,6 +78,7 @@ def answer_again(
         raise ReviewError(str(error)) from None
     with sessions() as session:
         record = record_from_answer(session, answer=answer, settings=asker.settings, created_by=actor.name)
-        record.meta = {**(record.meta or {}), "answer_of": record_id}
+        record.meta = {**(record.meta or {}), "answer_of": record_id,
+                       **({"context_cut": answer.context_note} if answer.context_note else {})}
         session.commit()
         return get_record(session, record_id=record.id)

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from configuration.model_paths import BUNDLED_GENERATOR, is_bundled_generator
-from loupe.generators import GeneratorChoice, choose_generator
+from loupe.generators import GenerationCancelled, GeneratorChoice, choose_generator
 from review.asking import answer_again
 from review.errors import ReviewError
 from review.models import Record
@@ -45,11 +45,18 @@ def answer_again_panel(record: Record, asker: Any, sessions: Any, principal: Any
             return
         options = _choices(asker)
         label = st.selectbox("Generator", list(options), key=f"{key}_again_generator")
+        cancelled_key = f"{key}_again_cancelled"
+        if st.session_state.pop(cancelled_key, False):
+            st.info("Answer again was cancelled: the generator stopped and nothing was stored.")
         if st.button("Answer again", key=f"{key}_again_button"):
             picked = options[label]
             generator = None if picked is None else _other_generator(*picked, asker.settings)
+            st.button("Cancel", key=f"{key}_again_cancel", help="Stop the generator; nothing is stored",
+                      on_click=lambda: st.session_state.__setitem__(cancelled_key, True))
             try:
                 st.session_state[state_key] = _run(record, asker, sessions, principal, generator)
+            except GenerationCancelled:
+                st.info("Answer again was cancelled: the generator stopped and nothing was stored.")
             except ReviewError as error:
                 st.error(md("{}", error))
         again_id = st.session_state.get(state_key)
@@ -65,7 +72,7 @@ def _run(record: Record, asker: Any, sessions: Any, principal: Any, generator: G
         again = stream_into_page(lambda stream, on_fallback: answer_again(
             sessions, asker, actor=principal, record_id=record.id, generator=generator,
             streaming_callback=stream, on_fallback=on_fallback))
-    except ReviewError:
+    except (ReviewError, GenerationCancelled):
         raise
     except Exception as error:  # shown by the caller, never as a traceback
         raise ReviewError(f"{type(error).__name__}: {error}") from None
@@ -86,6 +93,8 @@ def compare(first: Record, again: Record) -> None:
                           support.get("unsupported_count", "?"), " · abstains" if support.get("abstains") else ""))
             if record.generator_note:
                 st.warning(md("Answered by the extractive fallback: {}", record.generator_note))
+    if (again.meta or {}).get("context_cut"):
+        st.info(md("Answered again within Ask's context budget: {}.", again.meta["context_cut"]))
     st.markdown("**Word diff** (first → again)")
     st.html(correction_diff_html(first.answer or "", again.answer or ""))
     st.caption(md("Stored as record {}, linked to {} (answer_of).", again.id, first.id))
