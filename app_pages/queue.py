@@ -122,7 +122,11 @@ def await_support(record_id: str) -> None:
 @st.fragment
 def review() -> None:
     """The panel: a verdict or a step reruns this, not the page (filters, facets and the queue are not read)."""
-    entries = read_queue()
+    try:
+        entries = read_queue()
+    except ReviewError as error:  # the account was disabled or demoted since the page was drawn
+        st.error(md("{} (reload the page)", error))
+        return
     ids = [record_id for record_id, _ in entries]
     current = st.session_state.get("queue_record")
     if current in ids:

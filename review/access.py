@@ -10,6 +10,10 @@ hold whoever calls them, not only behind buttons the UI hides:
 
 With authentication off (single-user mode) and on the command line, the person at the keyboard already holds
 the database, so they act as an admin.
+
+A logged-in user's Principal is built once per page run, but a fragment's buttons rerun only the fragment: every
+data function such a button calls therefore re-reads the account (`current_actor`), so that a disabled account or
+a changed role takes effect at the user's next click.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from review.errors import PermissionDeniedError
-from review.models import Annotation, Assignment, Record
+from review.models import Annotation, Assignment, Record, User
 
 ROLES = ("annotator", "reviewer", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -31,10 +35,15 @@ _RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 @dataclass(frozen=True)
 class Principal:
-    """The acting user: a name (the one verdicts are recorded under) and a role."""
+    """The acting user: a name (the one verdicts are recorded under) and a role.
+
+    `account`: the user logged in to an account (LOUPE_AUTH=password), which `current_actor` re-reads; False in
+    single-user mode and on the command line, where there is no account to re-read.
+    """
 
     name: str
     role: str
+    account: bool = False
 
     def __post_init__(self) -> None:
         if self.role not in _RANK:
@@ -55,6 +64,20 @@ def local_user_name() -> str:
         return os.environ.get("LOUPE_ANNOTATOR") or getpass.getuser()
     except OSError:
         return "annotator"
+
+
+def current_actor(session: Session, actor: Principal) -> Principal:
+    """`actor` as the database has them now: their current role, or a refusal once the account is disabled or gone.
+
+    :raises PermissionDeniedError: the account was disabled or removed since `actor` was read.
+    """
+    if not actor.account:
+        return actor
+    user = session.get(User, actor.name)
+    if user is None or user.disabled:
+        raise PermissionDeniedError(f"the account {actor.name!r} was {'removed' if user is None else 'disabled'}: "
+                                    "nothing was done; ask an admin")
+    return actor if user.role == actor.role else Principal(user.name, user.role, account=True)
 
 
 def require_role(actor: Principal, role: str, action: str) -> None:
@@ -96,9 +119,15 @@ def may_open(session: Session, actor: Principal, record_id: str) -> bool:
 
 
 def require_record(session: Session, actor: Principal, record_id: str, action: str) -> None:
-    """:raises PermissionDeniedError: an annotator's action on a record that is neither assigned to nor asked by them."""
+    """Checked on the account as it is now (`current_actor`), whatever role `actor` was read with.
+
+    :raises PermissionDeniedError: the account was disabled, or an annotator's action on a record that is neither
+        assigned to nor asked by them.
+    """
+    actor = current_actor(session, actor)
     if not may_open(session, actor, record_id):
-        raise PermissionDeniedError(f"{actor.name} may not {action}: the record is not assigned to them")
+        raise PermissionDeniedError(f"{actor.name} ({_article(actor.role)}) may not {action}: the record is not "
+                                    "assigned to them")
 
 
 def visible_annotations(actor: Principal, annotations: Iterable[Annotation]) -> list[Annotation]:

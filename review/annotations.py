@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from review.access import Principal, require_acting_as, require_record
+from review.access import Principal, current_actor, require_acting_as, require_record
 from review.errors import ConflictError, InvalidVerdictError, NotFoundError
 from review.models import REJECT_REASONS, VERDICTS, Annotation, AnnotationVersion, WithdrawnVerdict
 from review.records import get_record
@@ -45,9 +45,11 @@ def record_verdict(
     :raises NotFoundError: no such record.
     :raises InvalidVerdictError: the verdict lacks what it needs.
     :raises ConflictError: the annotation changed since the caller read it.
-    :raises PermissionDeniedError: `actor` may not judge this record, or not under this name.
+    :raises PermissionDeniedError: `actor` may not judge this record, or not under this name, as their account
+        stands now (disabled, or a role changed since the page was drawn).
     """
     record = get_record(session, record_id=record_id)
+    actor = current_actor(session, actor)
     require_acting_as(actor, (annotator or "").strip(), "record verdicts")
     require_record(session, actor, record_id, "judge this record")
     fields = _validated(record.answer, annotator, verdict, corrected_answer, reason, comment, passage_marks,
@@ -115,9 +117,11 @@ def undo_verdict(
     :returns: the restored annotation, or for a first verdict the WithdrawnVerdict that keeps it.
     :raises NotFoundError: no such record, or no verdict of `annotator` on it.
     :raises ConflictError: the annotation changed since the caller read it.
-    :raises PermissionDeniedError: `actor` may not judge this record, or not under this name.
+    :raises PermissionDeniedError: `actor` may not judge this record, or not under this name, as their account
+        stands now.
     """
     get_record(session, record_id=record_id)
+    actor = current_actor(session, actor)
     annotator = (annotator or "").strip()
     require_acting_as(actor, annotator, "undo verdicts")
     require_record(session, actor, record_id, "judge this record")

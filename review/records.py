@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from configuration.settings import Settings
-from review.access import Principal, readable_records, require_record, visible_annotations
+from review.access import Principal, current_actor, readable_records, require_record, visible_annotations
 from review.errors import NotFoundError, ReviewError
 from review.models import Annotation, Record, utcnow
 
@@ -152,7 +152,9 @@ def recent_records(session: Session, *, actor: Principal, limit: int = 200) -> l
 def open_record(session: Session, *, actor: Principal, record_id: str) -> tuple[Record, list[Annotation]]:
     """A record for `actor` to look at, with the annotations they may see (blind review).
 
-    :raises NotFoundError: no such record. :raises PermissionDeniedError: an annotator's record it is not."""
+    :raises NotFoundError: no such record. :raises PermissionDeniedError: an annotator's record it is not, or the
+        account was disabled (checked as it is now: the role `actor` was read with may be stale)."""
     record = get_record(session, record_id=record_id)
+    actor = current_actor(session, actor)
     require_record(session, actor, record_id, "open this record")
     return record, visible_annotations(actor, record.annotations)

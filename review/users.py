@@ -147,7 +147,7 @@ def load_principal(session: Session, name: str) -> Principal | None:
     user = session.get(User, name)
     if user is None or user.disabled:
         return None
-    return Principal(user.name, user.role)
+    return Principal(user.name, user.role, account=True)
 
 
 def principal_for_email(session: Session, email: str) -> Principal:
@@ -163,7 +163,7 @@ def principal_for_email(session: Session, email: str) -> Principal:
                                   "add one (cli.py users add NAME --role ROLE --email ADDRESS)")
     _record_attempt(session, user.name, True, "oidc")
     log.info("single sign-on of %s (%s) as %s", user.name, user.role, address)
-    return Principal(user.name, user.role)
+    return Principal(user.name, user.role, account=True)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -261,7 +261,7 @@ def authenticate(session: Session, *, name: str, password: str, client: str | No
         user.password_hash = _hasher.hash(password)
     _record_attempt(session, name, True, client, now)
     log.info("login of %s (%s) from %s", name, user.role, client or "?")
-    return Principal(user.name, user.role)
+    return Principal(user.name, user.role, account=True)
 
 
 def _verified(password_hash: str, password: str) -> bool:
