@@ -189,6 +189,9 @@ class CrashedWorker:
     def status(self):
         return type("Status", (), {"error": "background analysis stopped on record x: RuntimeError: boom"})()
 
+    def over_limit(self, record_id):
+        return None
+
 
 def test_a_crashed_worker_is_reported_and_the_panel_computes_on_demand(data_dir, monkeypatch):  # noqa: F811
     import ui.app_state
