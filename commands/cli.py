@@ -80,6 +80,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         on_fallback=lambda reason: print(f"\nNOTE: using the extractive answerer: {reason}", file=sys.stderr),
         with_support=args.support,
     )
+    if answer.context_note:  # in the JSON too, as context_note; after a streamed answer, on a line of its own
+        print(("" if args.json else "\n") + f"NOTE: context cut: {answer.context_note}", file=sys.stderr)
     support = answer.support
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))

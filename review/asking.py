@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loupe.generators import GeneratorChoice
-from loupe.qa import Asker, passage_record
+from loupe.qa import Answer, Asker, passage_record
 from review.access import Principal, require_record
 from review.errors import ReviewError
 from review.models import Record
@@ -20,7 +20,8 @@ def ask_and_record(
     streaming_callback: Callable[[Any], None] | None = None, on_fallback: Callable[[str], None] | None = None,
     **record_fields: Any,
 ) -> Record:
-    """Answer `question` and store it as a record created by `actor` (so that they may review it).
+    """Answer `question` and store it as a record created by `actor` (so that they may review it), with meta
+    `context_cut` when the generator was given only part of the passages (`loupe.qa.bounded_context`).
 
     :param analyse: compute the support map now (the Ask page); batch runs leave it to the analysis job.
     :param record_fields: run, record_id, external_id, question_id of a batch record; created_by to override.
@@ -30,7 +31,22 @@ def ask_and_record(
                        on_fallback=on_fallback, with_support=analyse)
     record_fields.setdefault("created_by", actor.name)
     with sessions() as session:
-        return record_from_answer(session, answer=answer, settings=asker.settings, **record_fields)
+        record = record_from_answer(session, answer=answer, settings=asker.settings, **record_fields)
+        return _add_meta(session, record, context_meta(answer))
+
+
+def context_meta(answer: Answer) -> dict[str, str]:
+    """The record meta saying what of the passages the generator was not given (`context_cut`), if anything: the
+    record keeps every passage, so a reviewer must be told which ones the answer could not have used."""
+    return {"context_cut": answer.context_note} if answer.context_note else {}
+
+
+def _add_meta(session, record: Record, meta: dict[str, Any]) -> Record:
+    """The record with `meta` added to its meta, committed (nothing to do when `meta` is empty)."""
+    if meta:
+        record.meta = {**(record.meta or {}), **meta}
+        session.commit()
+    return record
 
 
 def can_retrieve_passages(record: Record, known_doc_ids: list[str]) -> bool:
@@ -78,7 +94,5 @@ def answer_again(
         raise ReviewError(str(error)) from None
     with sessions() as session:
         record = record_from_answer(session, answer=answer, settings=asker.settings, created_by=actor.name)
-        record.meta = {**(record.meta or {}), "answer_of": record_id,
-                       **({"context_cut": answer.context_note} if answer.context_note else {})}
-        session.commit()
+        _add_meta(session, record, {"answer_of": record_id, **context_meta(answer)})
         return get_record(session, record_id=record.id)
