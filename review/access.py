@@ -21,7 +21,7 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
@@ -37,13 +37,14 @@ _RANK = {role: rank for rank, role in enumerate(ROLES)}
 class Principal:
     """The acting user: a name (the one verdicts are recorded under) and a role.
 
-    `account`: the user logged in to an account (LOUPE_AUTH=password), which `current_actor` re-reads; False in
-    single-user mode and on the command line, where there is no account to re-read.
+    `credentials_version`: for a user logged in to an account (LOUPE_AUTH=password), the account's credentials
+    version at login, which `current_actor` compares with the account's now; None in single-user mode and on the
+    command line, where there is no account to re-read. Not part of equality: it is the login's, not the user's.
     """
 
     name: str
     role: str
-    account: bool = False
+    credentials_version: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.role not in _RANK:
@@ -67,17 +68,29 @@ def local_user_name() -> str:
 
 
 def current_actor(session: Session, actor: Principal) -> Principal:
-    """`actor` as the database has them now: their current role, or a refusal once the account is disabled or gone.
+    """`actor` as the database has them now: their current role, or a refusal once the account is disabled or gone,
+    or its password was changed since they logged in.
 
-    :raises PermissionDeniedError: the account was disabled or removed since `actor` was read.
+    :raises PermissionDeniedError: why the account no longer acts (see `account_refusal`).
     """
-    if not actor.account:
+    if actor.credentials_version is None:
         return actor
     user = session.get(User, actor.name)
-    if user is None or user.disabled:
-        raise PermissionDeniedError(f"the account {actor.name!r} was {'removed' if user is None else 'disabled'}: "
-                                    "nothing was done; ask an admin")
-    return actor if user.role == actor.role else Principal(user.name, user.role, account=True)
+    refusal = account_refusal(user, actor.name, actor.credentials_version)
+    if refusal:
+        raise PermissionDeniedError(f"{refusal}: nothing was done; ask an admin, or log in again")
+    return Principal(user.name, user.role, user.credentials_version)
+
+
+def account_refusal(user: User | None, name: str, credentials_version: int) -> str | None:
+    """Why a session that logged in to account `name` under `credentials_version` may no longer act, or None."""
+    if user is None:
+        return f"the account {name!r} was removed"
+    if user.disabled:
+        return f"the account {name!r} was disabled"
+    if user.credentials_version != credentials_version:
+        return f"the password of {name!r} was changed, or the account disabled, since this session logged in"
+    return None
 
 
 def require_role(actor: Principal, role: str, action: str) -> None:

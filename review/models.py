@@ -185,6 +185,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     email: Mapped[str | None] = mapped_column(String(300), unique=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # bumped when the password is set or the account disabled: a session logged in under an earlier one is ended
+    credentials_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

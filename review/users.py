@@ -25,7 +25,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from review.access import ROLES, Principal, require_role
+from review.access import ROLES, Principal, account_refusal, require_role
 from review.errors import AuthenticationError, NotFoundError, ReviewError
 from review.models import LoginAttempt, User, utcnow
 
@@ -96,11 +96,13 @@ def list_users(session: Session, *, actor: Principal) -> list[User]:
 
 
 def set_disabled(session: Session, *, actor: Principal, name: str, disabled: bool) -> User:
-    """Disable (or enable again) an account; a disabled user cannot log in and is logged out at their next step."""
+    """Disable (or enable again) an account; a disabled user cannot log in, and their open sessions end (at their
+    next step), also if the account is enabled again."""
     require_role(actor, "admin", "disable users")
     user = get_user(session, name)
     if disabled:
         _keep_an_admin(session, user)
+        _end_sessions(user)
     user.disabled, user.updated_at = disabled, utcnow()
     session.commit()
     log.info("user %s %s by %s", name, "disabled" if disabled else "enabled", actor.name)
@@ -119,14 +121,21 @@ def set_role(session: Session, *, actor: Principal, name: str, role: str) -> Use
 
 
 def set_password(session: Session, *, actor: Principal, name: str, password: str) -> User:
-    """Admins set anyone's password; everyone else only their own."""
+    """Admins set anyone's password; everyone else only their own. The user's open sessions end (at their next
+    step): whoever knew the old password is logged out."""
     if actor.name != name:
         require_role(actor, "admin", "set other users' passwords")
     user = get_user(session, name)
     user.password_hash, user.updated_at = _hashed(password), utcnow()
+    _end_sessions(user)
     session.commit()
     log.info("password of %s set by %s", name, actor.name)
     return user
+
+
+def _end_sessions(user: User) -> None:
+    """Sessions keep the credentials version they logged in under (review.access.current_actor compares it)."""
+    user.credentials_version = (user.credentials_version or 0) + 1
 
 
 def _keep_an_admin(session: Session, user: User) -> None:
@@ -142,12 +151,17 @@ def user_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User))
 
 
-def load_principal(session: Session, name: str) -> Principal | None:
-    """The logged-in user as of now (None once disabled or deleted): roles are re-read on every step."""
+def load_principal(session: Session, name: str, credentials_version: int) -> Principal:
+    """The logged-in user as of now, for a session that logged in under `credentials_version`: roles are re-read
+    on every step.
+
+    :raises AuthenticationError: the session has ended: the account was disabled or removed, or its password set.
+    """
     user = session.get(User, name)
-    if user is None or user.disabled:
-        return None
-    return Principal(user.name, user.role, account=True)
+    refusal = account_refusal(user, name, credentials_version)
+    if refusal:
+        raise AuthenticationError(refusal)
+    return Principal(user.name, user.role, user.credentials_version)
 
 
 def principal_for_email(session: Session, email: str) -> Principal:
@@ -163,7 +177,7 @@ def principal_for_email(session: Session, email: str) -> Principal:
                                   "add one (cli.py users add NAME --role ROLE --email ADDRESS)")
     _record_attempt(session, user.name, True, "oidc")
     log.info("single sign-on of %s (%s) as %s", user.name, user.role, address)
-    return Principal(user.name, user.role, account=True)
+    return Principal(user.name, user.role, user.credentials_version)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -261,7 +275,7 @@ def authenticate(session: Session, *, name: str, password: str, client: str | No
         user.password_hash = _hasher.hash(password)
     _record_attempt(session, name, True, client, now)
     log.info("login of %s (%s) from %s", name, user.role, client or "?")
-    return Principal(user.name, user.role, account=True)
+    return Principal(user.name, user.role, user.credentials_version)
 
 
 def _verified(password_hash: str, password: str) -> bool:

@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 from configuration.settings import Settings
 from review.access import Principal
 from review.annotations import record_verdict, undo_verdict
-from review.errors import PermissionDeniedError
+from review.errors import AuthenticationError, PermissionDeniedError
 from review.models import Annotation, Assignment, WithdrawnVerdict
 from review.queue import EVERYONE, QueueFilter, queue_entries
 from review.records import open_record, record_from_answer
-from review.users import add_user, authenticate, set_disabled, set_role
+from review.users import add_user, authenticate, load_principal, set_disabled, set_password, set_role
 from tests.conftest import ADMIN
 from tests.db_fixtures import db_url, sessions  # noqa: F401  (fixtures)
 from tests.test_review_db import make_answer
@@ -106,4 +106,22 @@ def test_without_logins_nothing_is_re_read(team):
     local = Principal("ana", "admin")
     with team() as session:
         record_verdict(session, actor=local, record_id="r/1", annotator="ana", verdict="accept")
+    assert stored_verdicts(team) == 1
+
+
+def test_a_password_set_ends_the_session_in_the_fragment_too(team):
+    ana = logged_in(team, "ana")
+    with team() as session:
+        assert load_principal(session, "ana", ana.credentials_version) == ana
+    admin_does(team, lambda session: set_password(session, actor=ADMIN, name="ana", password="a new password"))
+    with team() as session:
+        with pytest.raises(AuthenticationError, match="the password of 'ana' was changed"):
+            load_principal(session, "ana", ana.credentials_version)
+        with pytest.raises(PermissionDeniedError, match="the password of 'ana' was changed, or the account disabled, "
+                                                        "since this session logged in: nothing was done"):
+            record_verdict(session, actor=ana, record_id="r/0", annotator="ana", verdict="accept")
+    assert stored_verdicts(team) == 0
+    with team() as session:  # logging in again, with the new password, acts again
+        anew = authenticate(session, name="ana", password="a new password")
+        record_verdict(session, actor=anew, record_id="r/0", annotator="ana", verdict="accept")
     assert stored_verdicts(team) == 1

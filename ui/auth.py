@@ -1,8 +1,9 @@
 """Who is using this browser session: a logged-in user (LOUPE_AUTH=password) or the local user (single-user mode).
 
-Streamlit keeps `st.session_state` per browser tab, so a login lasts as long as the tab's session. The user's
-role is re-read from the database on every step, so disabling an account or changing a role takes effect at
-the user's next click.
+Streamlit keeps `st.session_state` per browser tab, so a login lasts as long as the tab's session, with the
+account's credentials version at login. The user's role is re-read from the database on every step, so disabling
+an account or changing a role takes effect at the user's next click; a password set (or the account disabled)
+since the login ends the session.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from review.errors import AuthenticationError
 from review.users import authenticate, load_principal, principal_for_email, user_count
 from ui.text_safety import md
 
-_USER_KEY = "auth_user"
+_USER_KEY, _CREDENTIALS_KEY = "auth_user", "auth_credentials_version"
 
 
 def exposure_refusal(address: str | None, logins: bool) -> str | None:
@@ -39,15 +40,17 @@ def single_user_principal() -> Principal:
 
 
 def logged_in_principal(sessions) -> Principal | None:
-    """The logged-in user as the database has them now; None (logged out) when nobody is, or they were disabled."""
+    """The logged-in user as the database has them now; None (logged out) when nobody is, or their session has
+    ended (the account disabled or removed, or its password set since they logged in)."""
     name = st.session_state.get(_USER_KEY)
     if not name:
         return None
-    with sessions() as session:
-        principal = load_principal(session, name)
-    if principal is None:
+    try:
+        with sessions() as session:
+            principal = load_principal(session, name, st.session_state.get(_CREDENTIALS_KEY, 0))
+    except AuthenticationError as error:
         st.session_state.pop(_USER_KEY, None)
-        st.session_state["auth_notice"] = f"The account {name!r} was disabled or removed; you are logged out."
+        st.session_state["auth_notice"] = f"You are logged out: {error}."
         return None
     with st.sidebar:
         st.caption(md("Logged in as **{}** ({})", principal.name, principal.role))
@@ -83,7 +86,7 @@ def login_page(sessions) -> None:
     except AuthenticationError as error:
         st.error(md("{}", error))
         return
-    st.session_state[_USER_KEY] = principal.name
+    _remember(principal)
     st.session_state.pop("login_password", None)
     st.rerun()
 
@@ -109,8 +112,14 @@ def _single_sign_on(sessions) -> None:
         st.error(md("{}", error))
         st.button("Log out of single sign-on", key="auth_sso_logout", on_click=st.logout)
         return
-    st.session_state[_USER_KEY] = principal.name
+    _remember(principal)
     st.rerun()
+
+
+def _remember(principal: Principal) -> None:
+    """Keep the login in the tab's session: the name, and the credentials version it was made under."""
+    st.session_state[_USER_KEY] = principal.name
+    st.session_state[_CREDENTIALS_KEY] = principal.credentials_version
 
 
 def _client_address() -> str | None:

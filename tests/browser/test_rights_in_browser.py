@@ -92,4 +92,4 @@ def test_a_disabled_annotators_next_verdicts_are_refused(page, team_app):
     page.wait_for_timeout(2_000)
     assert verdicts_of(data_dir, "ana") == []
     page.get_by_role("link", name="Ask").click()  # the next full run logs her out
-    page.get_by_text("was disabled or removed; you are logged out").wait_for(timeout=60_000)
+    page.get_by_text("You are logged out: the account 'ana' was disabled").wait_for(timeout=60_000)
