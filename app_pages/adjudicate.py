@@ -73,6 +73,10 @@ st.markdown(md("#### {}", record.question) if record.question else "#### *(no qu
 show_record(record)
 
 st.subheader("Verdicts")
+for revision in case.revised:  # blind review: a verdict changed once colleagues' were shown
+    st.warning(md("{} changed their verdict after saving it (first {}, now {}), when colleagues' verdicts were "
+                  "shown to them: agreement counts the first.", revision["annotator"], revision["first"],
+                  revision["current"]))
 columns = st.columns(min(len(case.annotations), 4) or 1)
 for index, annotation in enumerate(case.annotations):
     with columns[index % len(columns)], st.container(border=True):

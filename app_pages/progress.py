@@ -80,6 +80,15 @@ if agreement is not None:
     metrics[1].metric("Krippendorff's alpha", "–" if alpha["value"] is None else f"{alpha['value']:.3f}",
                       help="Nominal, over the records judged by at least two annotators")
     metrics[1].caption(md("n = {} records", alpha["n"]))
+    st.caption("Blind review: agreement counts each annotator's first verdict on a record, the one surely given "
+               "before they could see colleagues' verdicts (a verdict changed or withdrawn with Undo and saved "
+               "again does not count).")
+    revised = agreement.get("revised") or []
+    if revised:
+        st.warning(md("{} verdict(s) were changed after saving, on records colleagues judged too: agreement counts "
+                      "the first one; the Adjudicate page lists these records.", len(revised)))
+        st.dataframe(pd.DataFrame(revised, columns=["record", "annotator", "first", "current"]), hide_index=True,
+                     width="stretch")
     suggested = agreement.get("suggestion") or []
     if suggested:
         st.subheader("The suggested verdict against each annotator")

@@ -12,6 +12,7 @@ from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from review.access import Principal, require_role
+from review.agreement import blind_verdicts
 from review.errors import InvalidVerdictError
 from review.models import VERDICTS, Adjudication, AdjudicationVersion, Annotation, Record
 from review.records import get_record
@@ -29,7 +30,9 @@ def disagreements(session: Session, *, actor: Principal, run: str | None = None,
     """Ids of the records on which annotators disagree, by question id, document and id.
 
     Disagreement: two or more annotators judged the record and their verdicts differ, or their "correct"
-    verdicts carry different corrected answers. "pending" lists those not adjudicated yet; "adjudicated" lists
+    verdicts carry different corrected answers, or someone's verdict differs from the first they saved (blind
+    review: it may follow colleagues' verdicts; see review.agreement). "pending" lists those not adjudicated yet;
+    "adjudicated" lists
     every adjudicated record, even one whose annotators have come to agree since, so that it can be revisited.
 
     :raises PermissionDeniedError: `actor` is below reviewer.
@@ -53,18 +56,21 @@ def disagreements(session: Session, *, actor: Principal, run: str | None = None,
         .order_by(func.length(Record.question_id).nulls_last(), Record.question_id.nulls_last(),
                   Record.doc_id.nulls_last(), Record.id)
     )
-    if run is not None:
-        query = query.where(Record.run == run)
+    in_run = [Record.run == run] if run is not None else []
+    revised = {revision["record"] for revision in blind_verdicts(session, *in_run)[1]}
+    listed = or_(candidates.c.record_id.is_not(None), Record.id.in_(revised))
+    query = query.where(*in_run)
     if status == "pending":
-        query = query.where(candidates.c.record_id.is_not(None), Adjudication.id.is_(None))
+        query = query.where(listed, Adjudication.id.is_(None))
     elif status == "adjudicated":
         query = query.where(Adjudication.id.is_not(None))
     else:
-        query = query.where(or_(candidates.c.record_id.is_not(None), Adjudication.id.is_not(None)))
+        query = query.where(or_(listed, Adjudication.id.is_not(None)))
     rows = session.execute(query).all()
     unsure = any(row.verdicts == 1 and row.adjudication is None for row in rows)
     differing = _differing_corrections(session, candidates) if unsure else set()
-    return [row.id for row in rows if row.adjudication is not None or row.verdicts != 1 or row.id in differing]
+    return [row.id for row in rows
+            if row.adjudication is not None or row.verdicts != 1 or row.id in differing or row.id in revised]
 
 
 def _differing_corrections(session: Session, candidates) -> set[str]:
@@ -86,6 +92,7 @@ class Case:
     record: Record
     annotations: list[Annotation]
     adjudication: Adjudication | None
+    revised: list[dict[str, str]]  # verdicts that differ from the first their annotator saved (blind review)
 
 
 def open_case(session: Session, *, actor: Principal, record_id: str) -> Case:
@@ -95,7 +102,8 @@ def open_case(session: Session, *, actor: Principal, record_id: str) -> Case:
     adjudication = session.scalar(
         select(Adjudication).where(Adjudication.record_id == record_id).options(selectinload(Adjudication.history))
     )
-    return Case(record=record, annotations=list(record.annotations), adjudication=adjudication)
+    revised = blind_verdicts(session, Record.id == record_id)[1]
+    return Case(record=record, annotations=list(record.annotations), adjudication=adjudication, revised=revised)
 
 
 def adjudicate(

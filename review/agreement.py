@@ -4,6 +4,12 @@ Well-kept implementations do the statistics: scikit-learn's `cohen_kappa_score` 
 `fleiss_kappa` for items judged by the same number (three or more) of annotators, and the `krippendorff`
 package's nominal alpha, which also copes with items some annotators did not judge. Each figure comes with the
 number of items behind it; a figure that is undefined (one label only, no overlap) is None, not a guess.
+
+Blind review: an annotator sees colleagues' verdicts once they have saved one of their own, so only the first
+verdict they saved on a record was surely given blind (a throwaway verdict, Undo and a new one that agrees would
+otherwise count as independent agreement). Agreement therefore counts each annotator's first verdict on every
+record they judge, and lists the records where someone's current verdict differs from it while a colleague
+judged the record too (`revised_verdicts`); done counts and verdict mixes stay the current verdicts.
 """
 
 from __future__ import annotations
@@ -21,16 +27,52 @@ from sqlalchemy.orm import Session
 from review.access import Principal
 from review.assignment import assigned_counts
 from review.errors import NotFoundError
-from review.models import VERDICTS, Annotation, Record
+from review.models import VERDICTS, Annotation, AnnotationVersion, Record, WithdrawnVerdict
 
 _CODES = {verdict: code for code, verdict in enumerate(VERDICTS)}
 
 
 def verdict_table(session: Session, run: str) -> pd.DataFrame:
     """One row per (record, annotator): the record's question and the annotator's current verdict."""
+    return _current_verdicts(session, Record.run == run)
+
+
+def _current_verdicts(session: Session, *where) -> pd.DataFrame:
     query = (select(Record.id, Record.question, Annotation.annotator, Annotation.verdict, Annotation.seconds)
-             .join(Annotation, Annotation.record_id == Record.id).where(Record.run == run))
+             .join(Annotation, Annotation.record_id == Record.id).where(*where))
     return pd.DataFrame(session.execute(query).all(), columns=["record", "question", "annotator", "verdict", "seconds"])
+
+
+def first_verdicts(session: Session, *where) -> pd.DataFrame:
+    """(record, annotator, first): the first verdict each annotator saved on each record (of those matching the
+    conditions `where` on Record), among their current verdict, its earlier versions and the ones they withdrew."""
+    current = (select(Annotation.record_id, Annotation.annotator, Annotation.verdict, Annotation.updated_at)
+               .join(Record, Record.id == Annotation.record_id).where(*where))
+    earlier = (select(Annotation.record_id, Annotation.annotator, AnnotationVersion.verdict,
+                      AnnotationVersion.recorded_at)
+               .join(AnnotationVersion, AnnotationVersion.annotation_id == Annotation.id)
+               .join(Record, Record.id == Annotation.record_id).where(*where))
+    withdrawn = (select(WithdrawnVerdict.record_id, WithdrawnVerdict.annotator, WithdrawnVerdict.verdict,
+                        WithdrawnVerdict.recorded_at)
+                 .join(Record, Record.id == WithdrawnVerdict.record_id).where(*where))
+    rows = [row for query in (current, earlier, withdrawn) for row in session.execute(query)]
+    table = pd.DataFrame(rows, columns=["record", "annotator", "first", "saved_at"]).sort_values("saved_at",
+                                                                                                 kind="stable")
+    return table.groupby(["record", "annotator"], as_index=False).first()[["record", "annotator", "first"]]
+
+
+def blind_verdicts(session: Session, *where) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The current verdicts (as verdict_table, on the records matching `where`) with each verdict replaced by the
+    annotator's first one on the record (see the module docstring), and the revised verdicts: [{"record",
+    "annotator", "first", "current"}] where the two differ on a record that a colleague judged too."""
+    table = _current_verdicts(session, *where).merge(first_verdicts(session, *where), on=["record", "annotator"],
+                                                     how="left")
+    table["first"] = table["first"].fillna(table["verdict"])
+    judges = table.groupby("record")["annotator"].transform("count")
+    revised = table[(table["first"] != table["verdict"]) & (judges >= 2)]
+    revisions = [{"record": row.record, "annotator": row.annotator, "first": row.first, "current": row.verdict}
+                 for row in revised.itertuples()]
+    return table.drop(columns="verdict").rename(columns={"first": "verdict"}), revisions
 
 
 def _defined(value: float) -> float | None:
@@ -142,12 +184,15 @@ def annotator_progress(session: Session, run: str, table: pd.DataFrame) -> dict[
 
 def run_report(session: Session, run: str) -> dict[str, Any]:
     """The figures of `cli.py report --json`: per annotator done / assigned / median seconds / verdict mix (see
-    annotator_progress), and agreement overall and per question, and the suggested verdict's agreement with each
-    annotator (agreement["suggestion"], see suggestion_agreement)."""
+    annotator_progress), and agreement overall and per question on first verdicts (blind_verdicts), the
+    verdicts revised since (agreement["revised"]), and the suggested verdict's agreement with each annotator
+    (agreement["suggestion"], see suggestion_agreement)."""
     table = verdict_table(session, run)
-    result = agreement(table)
-    result["per_question"] = {question: agreement(rows) for question, rows in table.groupby("question")}
+    blind, revised = blind_verdicts(session, Record.run == run)
+    result = agreement(blind)
+    result["per_question"] = {question: agreement(rows) for question, rows in blind.groupby("question")}
     result["suggestion"] = suggestion_agreement(table, suggestion_table(session, run))
+    result["revised"] = revised
     return {"run": run, "annotators": annotator_progress(session, run, table), "agreement": result}
 
 
