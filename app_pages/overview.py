@@ -7,9 +7,10 @@ import streamlit as st
 
 from review.overview import COUNT_COLUMNS, by, compare_runs, question_chart, status_counts
 from review.queue import annotator_choices, annotator_label, queue_facets
-from ui.app_state import app_sessions, current_principal
+from review.scorecard import run_scorecard
+from ui.app_state import app_sessions, app_settings, current_principal
 
-sessions, principal = app_sessions(), current_principal()
+sessions, settings, principal = app_sessions(), app_settings(), current_principal()
 annotator = principal.name
 st.title("Overview")
 
@@ -49,8 +50,24 @@ st.altair_chart(
     ),
     width="stretch",
 )
+with sessions() as session:  # each question's estimate with its interval, as the Scorecard computes it
+    cells = {cell["label"]: cell for cell in run_scorecard(session, settings, run, actor=principal,
+                                                           annotator=viewer)["per_question"]}
+
+
+def interval(question: str) -> str:
+    cell = cells.get(question)
+    if not cell or cell["ci"] is None:
+        return "–"
+    return f"{cell['estimate']:.0%} ({cell['ci'][0]:.0%}–{cell['ci'][1]:.0%})" + (" ⚠ small" if cell["small"] else "")
+
+
+per_question["estimate (95% CI)"] = per_question["question"].map(interval)
 st.dataframe(per_question, hide_index=True, width="stretch",
-             column_config={"acceptance": st.column_config.ProgressColumn("acceptance", min_value=0, max_value=1)})
+             column_config={"acceptance": st.column_config.ProgressColumn("acceptance", min_value=0, max_value=1),
+                            "estimate (95% CI)": st.column_config.TextColumn(
+                                help="Prediction-powered estimate from every judged record and every record's "
+                                     "suggestion (see the Scorecard page); ⚠ small: under 10 verdicts")})
 st.subheader("Per document")
 st.dataframe(by(counts, "doc_id"), hide_index=True, width="stretch",
              column_config={"acceptance": st.column_config.ProgressColumn("acceptance", min_value=0, max_value=1)})

@@ -58,21 +58,23 @@ def _percent(value) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
-def _ci(figures) -> str:
-    return "–" if not figures or figures.get("ci") is None else f"{figures['ci'][0]:.1%} – {figures['ci'][1]:.1%}"
+def _with_ci(figures) -> str:
+    """"41.3% (37.5–45.1%)", or – without an estimate."""
+    if not figures or figures.get("ci") is None:
+        return "–"
+    return f"{figures['estimate']:.1%} ({figures['ci'][0]:.1%}–{figures['ci'][1]:.1%})"
 
 
 rows = pd.DataFrame([{
-    "run": card["run"], "records": card["records"], "human n": card["human_n"], "method": card["method"] or "none",
-    "estimate": card["estimate"], "95% CI": _ci(card), "human only": _percent((card["human_only"] or {}).get("estimate")),
-    "human-only CI": _ci(card["human_only"]),
+    "run": card["run"], "records": card["records"], "human n": card["human_n"],
+    "acceptance (95% CI)": _with_ci(card), "method": card["method"] or "none",
+    "human only (95% CI)": _with_ci(card["human_only"]),
     "suggestions only (uncalibrated)": _percent((card["suggestion_only"] or {}).get("estimate")),
-    "more verdicts for ±5 points": card["more_for_5_points"],
+    "verdicts more for ±5 points": card["more_for_5_points"],
 } for card in cards])
 if rows.empty:
     st.stop()
-st.dataframe(rows, hide_index=True, width="stretch",
-             column_config={"estimate": st.column_config.NumberColumn("estimate", format="percent")})
+st.dataframe(rows, hide_index=True, width="stretch")
 
 chart = pd.DataFrame([
     {"run": card["run"], "kind": kind, "estimate": figures["estimate"], "low": figures["ci"][0],
@@ -82,7 +84,9 @@ chart = pd.DataFrame([
     if figures and figures.get("ci")
 ])
 if not chart.empty:
-    base = alt.Chart(chart).encode(y=alt.Y("run:N", title=None), yOffset="kind:N", color=alt.Color("kind:N", title=None))
+    kinds = alt.Scale(domain=["prediction-powered", "human only"], range=["#1c7ed6", "#adb5bd"])
+    base = alt.Chart(chart).encode(y=alt.Y("run:N", title=None), yOffset="kind:N",
+                                   color=alt.Color("kind:N", title=None, scale=kinds))
     st.altair_chart(
         base.mark_errorbar(ticks=True).encode(x=alt.X("low:Q", title="acceptance", scale=alt.Scale(domain=[0, 1]),
                                                       axis=alt.Axis(format="%")), x2="high:Q")
@@ -117,7 +121,8 @@ if drawn:
     except (ReviewError, ValueError) as error:
         st.error(md("{}", error))
 
-startable = [(run, sample.name) for run in runs for sample in samples[run]]
+with sessions() as session:  # read again: the form above may have drawn one
+    startable = [(sample.run, sample.name) for sample in samples_of(session, runs)]
 if startable:
     chosen = st.selectbox("Sample to review", startable, format_func=lambda item: f"{item[1]} ({item[0]})",
                           key="scorecard_review_sample")
@@ -131,10 +136,9 @@ if startable:
 def cell_table(cells: list[dict], name: str) -> None:
     """Per question or per document; a cell under 10 verdicts is flagged, not hidden."""
     table = pd.DataFrame([{name: cell["label"], "records": cell["records"], "human n": cell["human_n"],
-                           "estimate": cell["estimate"], "95% CI": _ci(cell),
+                           "acceptance (95% CI)": _with_ci(cell),
                            "small": "⚠ under 10 verdicts" if cell["small"] else ""} for cell in cells])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"estimate": st.column_config.NumberColumn("estimate", format="percent")})
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 st.subheader("Per question and per document")

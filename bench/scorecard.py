@@ -30,6 +30,7 @@ from bench.suggester_data import KOMMINENI, attach_support, load_examples
 from bench.train_suggester import training_rows
 from configuration.settings import load_settings
 from loupe.estimates import (
+    UNIFORM_SHARE,
     active_probabilities,
     human_only,
     prediction_powered,
@@ -56,10 +57,10 @@ def out_of_fold_runs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def measure(labels: np.ndarray, p_accept: np.ndarray, budget: int, design: str, repetitions: int,
-            rng: np.random.Generator) -> dict[str, float]:
+            rng: np.random.Generator, uniform_share: float = UNIFORM_SHARE) -> dict[str, float]:
     """Coverage of the full human rate and mean width of both intervals over `repetitions` samples."""
     truth = labels.mean()
-    probabilities = (active_probabilities(p_accept, budget) if design == "active"
+    probabilities = (active_probabilities(p_accept, budget, uniform_share) if design == "active"
                      else uniform_probabilities(labels.size, budget))
     covered = {"ppi": 0, "human": 0}
     widths: dict[str, list[float]] = {"ppi": [], "human": []}
@@ -76,16 +77,17 @@ def measure(labels: np.ndarray, p_accept: np.ndarray, budget: int, design: str, 
             "width_p95_ppi": round(float(np.percentile(widths["ppi"], 95)), 4)}
 
 
-def run(repetitions: int, budgets: list[int], seed: int) -> dict[str, Any]:
+def run(repetitions: int, budgets: list[int], seed: int, uniform_share: float = UNIFORM_SHARE) -> dict[str, Any]:
     runs = out_of_fold_runs()
     rng = np.random.default_rng(seed)
     results: dict[str, Any] = {}
     for model, (labels, p_accept) in runs.items():
         for budget in budgets:
             for design in DESIGNS:
-                results[f"{model}|{budget}|{design}"] = measure(labels, p_accept, budget, design, repetitions, rng)
+                results[f"{model}|{budget}|{design}"] = measure(labels, p_accept, budget, design, repetitions, rng,
+                                                                uniform_share)
     return {"runs": {model: len(labels) for model, (labels, _) in runs.items()}, "repetitions": repetitions,
-            "results": results}
+            "uniform_share": uniform_share, "results": results}
 
 
 def table(measured: dict[str, Any], budgets: list[int]) -> str:
@@ -119,12 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, default=200)
     parser.add_argument("--budgets", type=int, nargs="+", default=[30, 60, 100])
     parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument("--uniform-share", type=float, default=UNIFORM_SHARE,
+                        help="share of an active sample's budget spread evenly (the shipped design's is the default)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not KOMMINENI.exists():
         print(f"error: {KOMMINENI} is absent (../shared exists only on the project's build machines)", file=sys.stderr)
         return 2
-    measured = run(args.repetitions, args.budgets, args.seed)
+    measured = run(args.repetitions, args.budgets, args.seed, args.uniform_share)
     print(json.dumps(measured) if args.json else table(measured, args.budgets))
     return 0
 

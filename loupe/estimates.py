@@ -28,7 +28,7 @@ LEVEL = 0.95
 UNKNOWN_P_ACCEPT = 0.5
 # An active sample gives this share of its budget uniformly, so no record's probability is near zero (a record the
 # suggester is sure of may still be wrong, and a tiny probability makes a huge weight).
-UNIFORM_SHARE = 0.3
+UNIFORM_SHARE = 0.2
 SMALL_CELL = 10  # fewer human verdicts than this: the interval is flagged as unreliable
 
 

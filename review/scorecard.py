@@ -34,7 +34,6 @@ from loupe.estimates import (
     prediction_powered,
     verdicts_for_half_width,
 )
-from loupe.suggestion import ModelFileError, load_suggester, model_path
 from review.access import Principal, require_role
 from review.errors import NotFoundError, ReviewError
 from review.models import Record, Sample
@@ -212,6 +211,9 @@ def _cells(units: list[Unit], key: Callable[[Unit], Any], label: Callable[[Unit]
 def _training(settings: Settings) -> tuple[str | None, str | None, set[str]]:
     """The suggester in force: its name, the run it was retrained on (None: the shipped one) and the documents
     whose verdicts it learnt from (training.documents of its file)."""
+    # imported here: loupe.suggestion loads Haystack (seconds), which nothing else of the scorecard needs
+    from loupe.suggestion import ModelFileError, load_suggester, model_path
+
     try:
         model = load_suggester(model_path(settings))
     except (OSError, ModelFileError):
