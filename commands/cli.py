@@ -347,9 +347,10 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         samples: list[str | None] = [None] * len(runs)
         for name in args.sample or []:
             sample = get_sample(session, name)
-            if sample.run not in runs:
-                raise ValueError(f"sample {name!r} is of run {sample.run!r}, which is not among --run")
-            samples[runs.index(sample.run)] = name
+            if sample.run not in [*runs, args.compare]:
+                raise ValueError(f"sample {name!r} is of run {sample.run!r}, which is not among --run or --compare")
+            if sample.run in runs:
+                samples[runs.index(sample.run)] = name
         annotators = [name or EVERYONE for name in _per_run(args.annotator, runs, "--annotator")]
         cards = [run_scorecard(session, settings, run, actor=_operator(), annotator=annotator, sample=sample,
                                details=not args.json or args.details)
