@@ -90,3 +90,20 @@ def test_import_bench_on_postgresql(postgres_server):
     assert postgresql["first_import"]["added"] == postgresql["reimport"]["unchanged"] == 60
     assert_positive_float(postgresql["first_import"]["records_per_s"])
     assert_positive_float(postgresql["database_mb"])
+
+
+def test_scorecard_bench_measures_coverage_and_width_side_by_side():
+    """bench/scorecard.py's measurement on a simulated run (the study's support maps take minutes to compute)."""
+    import numpy as np
+
+    from bench.scorecard import DESIGNS, measure, table
+
+    rng = np.random.default_rng(0)
+    p_accept = 1 / (1 + np.exp(-rng.normal(-0.5, 2.0, 300)))
+    labels = rng.binomial(1, p_accept)
+    results = {f"sim|40|{design}": measure(labels, p_accept, 40, design, 20, rng) for design in DESIGNS}
+    for row in results.values():
+        assert set(row) == {"truth", "coverage_ppi", "coverage_human", "width_ppi", "width_human", "width_p95_ppi"}
+        assert 0 < row["width_ppi"] < 1 and 0 <= row["coverage_ppi"] <= 1
+    printed = table({"runs": {"sim": 300}, "results": results}, [40])
+    assert "| sim | 40 | active |" in printed and "**mean of runs**" in printed
