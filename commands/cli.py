@@ -316,10 +316,16 @@ def cmd_assign(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from review.sampling import draw_sample
 
-    with _sessions()() as session:
-        drawn = draw_sample(session, actor=_operator(), run=args.run, budget=args.budget, seed=args.seed,
-                            name=args.name, method="uniform" if args.uniform else "active")
-    Path(args.out).write_text("".join(f"{record_id}\n" for record_id in drawn.record_ids), encoding="utf-8")
+    # opened first: a sample is stored for good, so an unwritable --out must stop the command before it draws
+    path = Path(args.out)
+    with path.open("w", encoding="utf-8") as out, _sessions()() as session:
+        try:
+            drawn = draw_sample(session, actor=_operator(), run=args.run, budget=args.budget, seed=args.seed,
+                                name=args.name, method="uniform" if args.uniform else "active")
+        except (ReviewError, ValueError):
+            path.unlink()  # no sample, no file
+            raise
+        out.write("".join(f"{record_id}\n" for record_id in drawn.record_ids))
     print(f"{drawn.summary()}; record ids written to {args.out}")
     print(f"review it in the Queue with the order \"sample {drawn.sample.name}\"", file=sys.stderr)
     return 0

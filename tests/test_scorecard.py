@@ -292,3 +292,23 @@ def test_annotators_may_not_see_the_scorecard_or_draw_samples(sessions, tmp_path
         run_scorecard(session, settings_for(tmp_path), "r", actor=annotator)
     with sessions() as session, pytest.raises(PermissionDeniedError):
         draw_sample(session, actor=annotator, run="r", budget=3, seed=1, name="x")
+
+
+def test_the_sample_command_refuses_bad_input_and_stores_nothing(tmp_path, monkeypatch, capsys):
+    from commands.cli import main
+    from review.db import open_database
+
+    monkeypatch.setenv("LOUPE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    sessions = open_database(settings_for(tmp_path))  # noqa: F811
+    import_run(sessions, tmp_path, "r")
+    out = tmp_path / "ids.txt"
+    assert main(["sample", "--run", "r", "--budget", "41", "--seed", "1", "--name", "s", "--out", str(out)]) == 2
+    assert "between 1 and the run's 40 records, got 41" in capsys.readouterr().err and not out.exists()
+    assert main(["sample", "--run", "r", "--budget", "5", "--seed", "1", "--name", "s",
+                 "--out", str(tmp_path / "missing" / "ids.txt")]) == 2
+    assert "No such file or directory" in capsys.readouterr().err
+    assert main(["sample", "--run", "r", "--budget", "5", "--seed", "1", "--name", "s", "--out", str(out)]) == 0
+    assert len(out.read_text().split()) == 5  # the name was still free: the failures stored nothing
+    assert main(["scorecard", "--run", "r", "--sample", "unknown"]) == 2
+    assert "no sample named 'unknown'" in capsys.readouterr().err
