@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from review.analysis import analyze_pending
 from review.errors import ReviewError
 from review.queue import EVERYONE, annotator_choices, annotator_label, queue_facets, sample_sort
 from review.sampling import draw_sample, samples_of
@@ -94,12 +95,23 @@ if not chart.empty:
         width="stretch",
     )
 
+def analyze_with_progress(run: str) -> None:
+    bar = st.progress(0.0, text="Analysing…")
+    analyze_pending(sessions, settings, run=run, progress=lambda done, total, _: bar.progress(
+        done / max(total, 1), text=f"Analysed {done} of {total} records"))
+    st.rerun()
+
+
 for card in cards:
     for note in card["notes"]:
         st.caption(md("{}: {}", card["run"], note))
     if card["unanalysed"]:
-        st.warning(md("{}: {} records have no suggestion yet; run `python cli.py analyze --run {}` to give the "
-                      "estimate their power.", card["run"], card["unanalysed"], card["run"]))
+        st.warning(md("{}: {} records have no suggestion yet and count as 50%: analyse them (here, or `python "
+                      "cli.py analyze --run {}`) to give the estimate their power.", card["run"], card["unanalysed"],
+                      card["run"]))
+        if st.button(md("Analyse the {} records of {} now", card["unanalysed"], card["run"]),
+                     key=f"scorecard_analyse_{card['run']}"):
+            analyze_with_progress(card["run"])
 
 st.subheader("Review a sample")
 with st.form("draw_sample"):

@@ -105,3 +105,20 @@ def test_the_overview_per_question_table_has_intervals(app):
     # every other record is judged: Q0, Q2, Q4 and Q6 have five verdicts each (flagged small), the others none
     assert sum("(" in value and value.endswith("⚠ small") for value in values) == 4
     assert values.count("–") == 4
+
+
+def test_records_without_suggestions_are_offered_an_analysis_with_progress(demo_data_dir, tmp_path, monkeypatch):
+    line = json.dumps({"id": "a1", "question": "Which optimizer was used?", "answer": "Adam was used.",
+                       "contexts": ["The network was trained with the Adam optimizer."], "doc_id": "d"})
+    (tmp_path / "plain.jsonl").write_text(line + "\n", encoding="utf-8")
+    sessions = open_database(Settings(data_dir=demo_data_dir))
+    Importer(sessions, actor=ADMIN, run="plain").import_paths([tmp_path / "plain.jsonl"])
+    at = run_app(monkeypatch, demo_data_dir, LOUPE_GENERATOR_KIND="extractive", LOUPE_ANNOTATOR="tester")
+    at.switch_page("app_pages/scorecard.py").run()
+    assert any("1 records have no suggestion yet" in w.value for w in at.warning)
+    next(button for button in at.button if button.key == "scorecard_analyse_plain").click().run()
+    assert not at.exception, at.exception
+    with sessions() as session:
+        record = session.scalars(select(Record).where(Record.run == "plain")).one()
+    assert record.support is not None and record.suggestion["p_accept"] > 0
+    assert not any("no suggestion yet" in w.value for w in at.warning)
