@@ -21,7 +21,7 @@ from loupe.estimates import (
     systematic_sample,
     uniform_probabilities,
 )
-from review.access import Principal, require_role
+from review.access import Principal, current_actor, require_role
 from review.errors import NotFoundError, ReviewError
 from review.models import Record, Sample, SampleUnit
 
@@ -59,7 +59,7 @@ def draw_sample(session: Session, *, actor: Principal, run: str, budget: int, se
     uniform: a simple random sample. The same seed on the same run gives the same sample; other seeds give
     independent ones. :raises NotFoundError: the run has no records. :raises ReviewError: the name is
     taken or not usable, the method unknown. :raises ValueError: the budget is out of range."""
-    require_role(actor, "reviewer", "draw a sample")
+    require_role(current_actor(session, actor), "reviewer", "draw a sample")
     name = _checked_name(name)
     if method not in METHODS:
         raise ReviewError(f"the sampling method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -34,7 +34,7 @@ from loupe.estimates import (
     prediction_powered,
     verdicts_for_half_width,
 )
-from review.access import Principal, require_role
+from review.access import Principal, current_actor, require_role
 from review.errors import NotFoundError, ReviewError
 from review.models import Record, Sample
 from review.queue import EVERYONE, judged_by, natural_key
@@ -236,7 +236,7 @@ def _suggester(session: Session, settings: Settings, units: list[Unit], run: str
 def run_scorecard(session: Session, settings: Settings, run: str, *, actor: Principal, annotator: str = EVERYONE,
                   sample: str | None = None, details: bool = True) -> dict[str, Any]:
     """The scorecard of one run (see `cli.py scorecard --json` in the README for the keys)."""
-    require_role(actor, "reviewer", "see a run's scorecard")
+    require_role(current_actor(session, actor), "reviewer", "see a run's scorecard")
     design = build_design(session, run, annotator, sample)
     figures, chosen = estimate_units(design.units)
     unanalysed = sum(unit.p_accept is None for unit in design.units)
@@ -277,7 +277,7 @@ def compare_runs(session: Session, first: str, second: str, *, actor: Principal,
     Without samples, paired: on the pairs judged in both runs, the difference of verdicts, with the difference of
     suggestions on every shared pair (PPI). With samples (drawn independently per run), each run's estimate on the
     shared pairs, their difference, and the two variances added."""
-    require_role(actor, "reviewer", "compare runs")
+    require_role(current_actor(session, actor), "reviewer", "compare runs")
     designs = [build_design(session, run, annotator, sample)
                for run, annotator, sample in zip((first, second), annotators, samples)]
     by_pair: list[dict[tuple, Unit]] = [{}, {}]
