@@ -212,10 +212,10 @@ def _training(settings: Settings) -> tuple[str | None, str | None, set[str]]:
     """The suggester in force: its name, the run it was retrained on (None: the shipped one) and the documents
     whose verdicts it learnt from (training.documents of its file)."""
     # imported here: loupe.suggestion loads Haystack (seconds), which nothing else of the scorecard needs
-    from loupe.suggestion import ModelFileError, load_suggester, model_path
+    from loupe.suggestion import ModelFileError, suggester_in_force
 
     try:
-        model = load_suggester(model_path(settings))
+        model = suggester_in_force(settings).suggester  # the shipped one when the data directory's is unusable
     except (OSError, ModelFileError):
         return None, None, set()
     training = (model.data or {}).get("training") or {}
