@@ -39,7 +39,9 @@ def _choices(asker: Any) -> dict[str, tuple[str, str] | None]:
 def answer_again_panel(record: Record, asker: Any, sessions: Any, principal: Any, key: str) -> None:
     """The button and generator choice; after a run, the comparison of the record with its new answer."""
     state_key = f"{key}_again_of_{record.id}"
-    with st.expander("Answer again (same passages, compare generators)", expanded=state_key in st.session_state):
+    # keyed, so that it stays open (or closed) as the reader left it across the reruns its own widgets cause
+    with st.expander("Answer again (same passages, compare generators)", expanded=state_key in st.session_state,
+                     key=f"{key}_again_open", on_change="rerun"):
         if not record.passages or not record.question:
             st.info("This record has no stored passages (or no question) to answer again from.")
             return
