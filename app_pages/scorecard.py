@@ -70,7 +70,7 @@ rows = pd.DataFrame([{
     "run": card["run"], "records": card["records"], "human n": card["human_n"],
     "acceptance (95% CI)": _with_ci(card), "method": card["method"] or "none",
     "human only (95% CI)": _with_ci(card["human_only"]),
-    "suggestions only (uncalibrated)": _percent((card["suggestion_only"] or {}).get("estimate")),
+    "suggestions only (uncalibrated)": _percent(card["suggestion_only"]),
     "verdicts more for ±5 points": card["more_for_5_points"],
 } for card in cards])
 if rows.empty:

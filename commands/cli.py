@@ -388,9 +388,9 @@ def _print_scorecard(card: dict) -> None:
           + (f" in sample {card['sample']}" if card["sample"] else "") + f" ({card['annotator']})")
     print(f"  acceptance {_interval(card)} [{card['method'] or 'no estimate'}]")
     print(f"  human only {_interval(card['human_only'])}")
-    if card["suggestion_only"]:
-        print(f"  suggestions only {card['suggestion_only']['estimate']:.1%} (uncalibrated, "
-              f"{card['suggestion_only']['records']} records; suggester {card['suggester_model']})")
+    if card["suggestion_only"] is not None:
+        print(f"  suggestions only {card['suggestion_only']:.1%} (uncalibrated, "
+              f"{card['suggestion_only_records']} records; suggester {card['suggester_model']})")
     if card["more_for_5_points"]:
         print(f"  about {card['more_for_5_points']} more verdicts would bring the interval to ±5 points")
     for note in card["notes"]:

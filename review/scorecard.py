@@ -185,8 +185,10 @@ def estimate_units(units: list[Unit]) -> tuple[dict[str, Any], Estimate | None]:
         "estimate": None if chosen is None else round(chosen.estimate, 4),
         "ci": None if chosen is None else [round(chosen.ci[0], 4), round(chosen.ci[1], 4)],
         "human_only": _pair(classical),
-        "suggestion_only": {"estimate": round(float(np.mean(suggested)), 4), "records": len(suggested),
-                            "uncalibrated": True} if suggested else None,
+        # a plain number, as the issue names it; `suggestion_only_records` says over how many, and it is never
+        # calibrated: the model's own belief, corrected by nobody
+        "suggestion_only": round(float(np.mean(suggested)), 4) if suggested else None,
+        "suggestion_only_records": len(suggested), "suggestion_only_uncalibrated": True,
         "more_for_5_points": verdicts_for_half_width(chosen, TARGET_HALF_WIDTH),
         "small": bool(labels.size < SMALL_CELL),
     }, chosen
@@ -272,7 +274,8 @@ def run_scorecard(session: Session, settings: Settings, run: str, *, actor: Prin
 def compare_runs(session: Session, first: str, second: str, *, actor: Principal,
                  annotators: tuple[str, str] = (EVERYONE, EVERYONE),
                  samples: tuple[str | None, str | None] = (None, None)) -> dict[str, Any]:
-    """The difference in acceptance, `first` minus `second`, on the (question, document) pairs both runs have.
+    """The difference in acceptance, `first` minus `second`, on the (question, document) pairs both runs have:
+    {estimate, ci, first, second, pairs, human_pairs, method, sentence, notes}.
 
     Without samples, paired: on the pairs judged in both runs, the difference of verdicts, with the difference of
     suggestions on every shared pair (PPI). With samples (drawn independently per run), each run's estimate on the
@@ -294,8 +297,9 @@ def compare_runs(session: Session, first: str, second: str, *, actor: Principal,
     else:
         difference, method = _independent_difference(by_pair, shared), "independent samples"
     human_pairs = sum(by_pair[0][pair].label is not None and by_pair[1][pair].label is not None for pair in shared)
-    result = {"first": first, "second": second, "pairs": len(shared), "method": method,
-              "human_pairs": human_pairs, "difference": _pair(difference) if difference else None,
+    figures = _pair(difference) or {"estimate": None, "ci": None}
+    result = {**figures, "first": first, "second": second, "pairs": len(shared), "method": method,
+              "human_pairs": human_pairs,
               "notes": [f"{repeated} records repeat a question of a document asked before in their run: only the "
                         "first of each is compared"] if repeated else []}
     result["sentence"] = difference_sentence(first, second, difference)
