@@ -40,6 +40,7 @@ import configuration  # noqa: F401 - first: it switches Haystack's telemetry off
 # isort: split
 from configuration.model_paths import apply_offline_mode, bundled_gguf
 from configuration.settings import DECODING, Settings
+from loupe.degeneration import degeneration, finished_answer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -70,11 +71,27 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "rp1.2+ngram3": {"decoding": {"do_sample": False, "repetition_penalty": 1.2, "no_repeat_ngram_size": 3}},
     "default": {"decoding": dict(DECODING)},  # configuration.settings.DECODING, the chosen one
     "default+long-prompt": {"decoding": dict(DECODING), "template": LONG_TEMPLATE},  # the template before
+    # the same decoding, fewer new tokens (an answer of two or three sentences) and fewer passages in the prompt
+    "default+96-tokens": {"decoding": dict(DECODING), "max_new_tokens": 96},
+    "default+96-tokens+3-passages": {"decoding": dict(DECODING), "max_new_tokens": 96, "passages": 3},
 }
 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def demo_items(settings: Settings, top_k: int) -> list[dict[str, Any]]:
+    """Every line of demo/questions.txt over the whole demo corpus, as `cli.py ask` asks it (hybrid, top-k)."""
+    from loupe.ingest import Ingester
+    from loupe.qa import Asker
+    from loupe.stores import build_document_store
+
+    Ingester(settings, build_document_store(settings)).ingest([REPO / "demo" / "corpus"])
+    asker = Asker(settings.replace(generator_kind="extractive"))
+    questions = (REPO / "demo" / "questions.txt").read_text(encoding="utf-8").split("\n")
+    return [{"question": question, "doc_id": "demo", "answerable": True,
+             "documents": asker.retrieve(question, top_k=top_k)} for question in questions if question.strip()]
 
 
 def items(settings: Settings, pdfs: list[Path], questions: list[str], unanswerable: list[str],
@@ -139,22 +156,36 @@ def quality(settings: Settings, folder: Path, found: list[dict[str, Any]], confi
         pipeline = build_answer_pipeline(config.get("template", settings.prompt_template), generator)
         rows = []
         for number, item in enumerate(found, start=1):
-            inputs = answer_inputs(generator, item["question"], item["documents"])
+            documents = item["documents"][: config.get("passages")]
+            first_token: list[float] = []
+            inputs = answer_inputs(generator, item["question"], documents, first_token_timer(first_token))
             # the model's own generation_config.json carries Loupe's decoding: reset every knob not configured
             decoding = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, **config["decoding"],
-                        "max_new_tokens": max_new_tokens}
+                        "max_new_tokens": config.get("max_new_tokens", max_new_tokens)}
             inputs["generator"]["generation_kwargs"] = decoding
             started = time.perf_counter()
             reply = pipeline.run(inputs)["generator"]["replies"][0]
             seconds = time.perf_counter() - started
-            text = (reply.text or "").strip()
+            raw = (reply.text or "").strip()
+            finished = finished_answer(raw, at_limit=reply.meta.get("finish_reason") == "length")
+            degenerate = degeneration(finished.text) or (None if finished.text else "gave no complete sentence")
             rows.append({"doc_id": item["doc_id"], "question": item["question"], "answerable": item["answerable"],
-                         "answer": text, "tokens": reply.meta.get("usage", {}).get("completion_tokens"),
+                         "answer": finished.text, "raw": raw, "degenerate": degenerate, "cut": finished.cut,
+                         "tokens": reply.meta.get("usage", {}).get("completion_tokens"),
                          "finish_reason": reply.meta.get("finish_reason"), "seconds": round(seconds, 2),
-                         **score(settings, text, item["documents"])})
-            say(f"[{name} {number}/{len(found)}] {seconds:.1f} s: {text[:100]!r}")
+                         "ttft_s": round(first_token[0] - started, 2) if first_token else None,
+                         **score(settings, "" if degenerate else finished.text, documents)})
+            say(f"[{name} {number}/{len(found)}] {seconds:.1f} s{' DEGENERATE' if degenerate else ''}: {raw[:100]!r}")
         results[name] = {"summary": summarise(rows), "answers": rows}
     return results
+
+
+def first_token_timer(stamps: list[float]):
+    """A streaming callback noting, into `stamps`, when the first chunk came."""
+    def callback(chunk) -> None:
+        if not stamps and chunk.content:
+            stamps.append(time.perf_counter())
+    return callback
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,7 +194,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     claims = [row for row in answerable if not row["abstains"]]
     scored = sum(row["supported"] + row["unsupported"] for row in claims)
     sentences = sum(row["sentences"] for row in rows)
+    ttfts = [row["ttft_s"] for row in rows if row.get("ttft_s") is not None]
     return {
+        "shown": sum(not row.get("degenerate") for row in rows),
+        "degenerate": sum(bool(row.get("degenerate")) for row in rows),
+        "ttft_s": round(statistics.median(ttfts), 2) if ttfts else None,
         "supported": round(sum(row["supported"] for row in claims) / scored, 3) if scored else None,
         "repeated": round(sum(row["repeated"] for row in rows) / sentences, 3) if sentences else 0.0,
         "false_abstain": round(sum(row["abstains"] for row in answerable) / len(answerable), 3) if answerable else None,
@@ -263,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--model-cache", type=Path, help="model cache folder (default: Loupe's)")
+    parser.add_argument("--demo", action="store_true",
+                        help="demo/questions.txt over demo/corpus (hybrid, --top-k over all documents) instead")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     configs = [name for name in args.configs.split(",") if name]
@@ -289,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         questions = [lines[number - 1].strip() for number in DEFAULT_CQS[: args.questions]]
         unanswerable = list(UNANSWERABLE[: args.unanswerable])
         pdfs = sorted(args.pdfs.glob("*.pdf"))[: args.papers] if args.pdfs.is_dir() else [args.pdfs]
-        found = items(settings, pdfs, questions, unanswerable, args.top_k)
+        found = (demo_items(settings, args.top_k) if args.demo
+                 else items(settings, pdfs, questions, unanswerable, args.top_k))
         result: dict[str, Any] = {"model": str(prepared.folder), "decoding": DECODING,
                                   "max_new_tokens": args.max_new_tokens, "questions": questions,
                                   "papers": [pdf.stem for pdf in pdfs], "top_k": args.top_k, "threads": args.threads,
@@ -304,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, ensure_ascii=False))
         return 0
     if "quality" in result:
-        columns = ("supported", "repeated", "false_abstain", "abstain_when_absent", "hit_limit", "tokens", "seconds")
+        columns = ("shown", "degenerate", "ttft_s", "supported", "repeated", "false_abstain", "abstain_when_absent", "hit_limit", "tokens", "seconds")
         print(f"{'config':<22}" + "".join(f"{column:>20}" for column in columns))
         for name, figures in result["quality"].items():
             print(f"{name:<22}" + "".join(f"{str(figures['summary'][column]):>20}" for column in columns))

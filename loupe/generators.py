@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from haystack.dataclasses import ChatMessage
 from haystack.utils import Secret
 
 from components.extractive_answerer import ExtractiveAnswerer
-from configuration.model_paths import resolve_embedding_model
+from configuration.model_paths import is_bundled_generator, resolve_embedding_model
 from configuration.settings import DECODING, Settings
 from loupe.bundled_model import Progress, local_generator_model
+from loupe.degeneration import degeneration, finished_answer
 from pipelines.answer import build_answer_pipeline
 
 API_KEY_VARIABLES = ["LOUPE_GENERATOR_API_KEY", "OPENAI_API_KEY"]
@@ -29,11 +32,14 @@ class GeneratorChoice:
     fallback_reason: str | None = None
     path: str | None = None  # the local folder a transformers model was loaded from
     generation: dict[str, Any] | None = None  # the decoding settings sent with every answer
+    raw_output: str | None = None  # the model's own output, when the answer shown is not exactly it
+    answer_cut: str | None = None  # what of the model's output the answer leaves out, and why
 
     def describe(self) -> dict[str, Any]:
         """The `generator` field of answers and records."""
         return {"kind": self.kind, "model": self.model, "path": self.path, "fallback_reason": self.fallback_reason,
-                "generation": dict(self.generation) if self.generation is not None else None}
+                "generation": dict(self.generation) if self.generation is not None else None} | {
+            name: value for name, value in (("raw_output", self.raw_output), ("answer_cut", self.answer_cut)) if value}
 
 
 def extractive_answerer(settings: Settings) -> ExtractiveAnswerer:
@@ -98,26 +104,65 @@ def answer_with_fallback(
     on_fallback: Callable[[str], None] | None = None,
 ) -> tuple[GeneratorChoice, dict]:
     """`run(choice, pipeline)`, the answer pipeline of the generator chosen at start; a generator that fails now
-    (an unreachable server) is replaced for this answer by the extractive answerer, and `on_fallback` is told why.
+    (an unreachable server) is replaced for this answer by the extractive answerer, and `on_fallback` is told why;
+    so is a reply that degenerates (loupe.degeneration), and a reply cut at its token limit ends at its last sentence.
 
     This and `choose_generator` are the two moments a fallback is decided: at load and at answer time.
     :returns: the generator that answered and the pipeline's result."""
     try:
-        return choice, run(choice, pipeline)
+        result = run(choice, pipeline)
     except Exception as error:
         if _cancelled(error):
             raise GenerationCancelled("the answer was cancelled while it streamed") from None
         if choice.kind == "extractive":
             raise
         fallback = fallback_choice(settings, f"{choice.kind} generator failed: {_failure(settings, choice, error)}")
-        if on_fallback is not None:
-            on_fallback(fallback.fallback_reason)
-        return fallback, run(fallback, build_answer_pipeline(settings.prompt_template, fallback.component))
+        return _fall_back(settings, fallback, run, on_fallback)
+    if choice.kind == "extractive":
+        return choice, result
+    return _checked_output(settings, choice, result, run, on_fallback)
 
 
-def fallback_choice(settings: Settings, reason: str) -> GeneratorChoice:
-    """The extractive answerer standing in for the configured generator, with the reason recorded."""
-    return GeneratorChoice(extractive_answerer(settings), "extractive", "extractive", fallback_reason=reason)
+def _checked_output(
+    settings: Settings, choice: GeneratorChoice, result: dict, run: Callable[[GeneratorChoice, Any], dict],
+    on_fallback: Callable[[str], None] | None,
+) -> tuple[GeneratorChoice, dict]:
+    """The model's reply ended where an answer ends (loupe.degeneration.finished_answer), or, when what is left is
+    degenerate or empty, the extractive answer instead, the model's output and the reason kept with it."""
+    reply = result["generator"]["replies"][0]
+    raw = reply.text or ""
+    finished = finished_answer(raw, at_limit=reply.meta.get("finish_reason") == "length")
+    problem = degeneration(finished.text) or (None if finished.text else "gave no complete sentence")
+    if problem:
+        reason = f"{_model_label(choice)} {problem}; showing the extractive answer"
+        return _fall_back(settings, fallback_choice(settings, reason, raw_output=raw), run, on_fallback)
+    if finished.cut is None:
+        return choice, result
+    shown = ChatMessage.from_assistant(finished.text, meta=reply.meta)
+    result = {**result, "generator": {**result["generator"], "replies": [shown]}}
+    return dataclasses.replace(choice, raw_output=raw, answer_cut=finished.cut), result
+
+
+def _fall_back(
+    settings: Settings, fallback: GeneratorChoice, run: Callable[[GeneratorChoice, Any], dict],
+    on_fallback: Callable[[str], None] | None,
+) -> tuple[GeneratorChoice, dict]:
+    """The extractive answerer's answer, after telling `on_fallback` why it stands in."""
+    if on_fallback is not None:
+        on_fallback(fallback.fallback_reason)
+    return fallback, run(fallback, build_answer_pipeline(settings.prompt_template, fallback.component))
+
+
+def _model_label(choice: GeneratorChoice) -> str:
+    """How notices name the model: "the bundled model", or by its name."""
+    return "the bundled model" if is_bundled_generator(choice.model) else f"the model {choice.model}"
+
+
+def fallback_choice(settings: Settings, reason: str, raw_output: str | None = None) -> GeneratorChoice:
+    """The extractive answerer standing in for the configured generator, with the reason (and the output it
+    replaces, if any) recorded."""
+    return GeneratorChoice(extractive_answerer(settings), "extractive", "extractive", fallback_reason=reason,
+                           raw_output=raw_output)
 
 
 def generation_kwargs(settings: Settings) -> dict[str, Any]:

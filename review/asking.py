@@ -37,8 +37,11 @@ def ask_and_record(
 
 def context_meta(answer: Answer) -> dict[str, str]:
     """The record meta saying what of the passages the generator was not given (`context_cut`), if anything: the
-    record keeps every passage, so a reviewer must be told which ones the answer could not have used."""
-    return {"context_cut": answer.context_note} if answer.context_note else {}
+    record keeps every passage, so a reviewer must be told which ones the answer could not have used. Also the
+    model's own output when the answer is not exactly it (`raw_output`: cut, or replaced as degenerate; see
+    loupe.degeneration) and what was cut (`answer_cut`)."""
+    kept = {"context_cut": answer.context_note} if answer.context_note else {}
+    return kept | {name: answer.generator[name] for name in ("raw_output", "answer_cut") if answer.generator.get(name)}
 
 
 def _add_meta(session, record: Record, meta: dict[str, Any]) -> Record:

@@ -34,6 +34,7 @@ class BatchReport:
     answered: int = 0
     failures: list[str] = field(default_factory=list)
     cancelled: bool = False
+    degenerate: int = 0  # answers of the model replaced by the extractive answer (loupe.degeneration)
 
     @property
     def remaining(self) -> int:
@@ -41,8 +42,10 @@ class BatchReport:
 
     def summary(self) -> str:
         state = "cancelled" if self.cancelled else "finished" if not self.remaining else "stopped"
+        replaced = (f"; {self.degenerate} of them by the extractive answerer, the model's output being degenerate"
+                    if self.degenerate else "")
         return (f"run {self.run} {state}: {self.answered} answered now, {self.already_done} already done, "
-                f"{len(self.failures)} failed, {self.remaining} still to do (of {self.total})")
+                f"{len(self.failures)} failed, {self.remaining} still to do (of {self.total}){replaced}")
 
 
 def batch_external_id(doc_id: str, question: Question) -> str:
@@ -122,10 +125,12 @@ def run_batch(
             break
         external_id = batch_external_id(doc_id, question)
         try:
-            ask_and_record(sessions, asker, actor=actor, question=question.text, doc_ids=[doc_id], mode=mode,
-                           top_k=top_k, analyse=False, run=run, record_id=record_key(run, external_id),
-                           external_id=external_id, question_id=question.id, created_by=None)
+            record = ask_and_record(sessions, asker, actor=actor, question=question.text, doc_ids=[doc_id],
+                                    mode=mode, top_k=top_k, analyse=False, run=run,
+                                    record_id=record_key(run, external_id), external_id=external_id,
+                                    question_id=question.id, created_by=None)
             report.answered += 1
+            report.degenerate += replaced_as_degenerate(record)
         except Exception as error:  # one failed question must not end a long run; it is retried on resume
             report.failures.append(f"{external_id}: {type(error).__name__}: {error}")
         if progress:
@@ -133,3 +138,8 @@ def run_batch(
             left = elapsed / position * (len(todo) - position)
             progress(report.already_done + position, report.total, external_id, left)
     return report
+
+
+def replaced_as_degenerate(record: Record) -> bool:
+    """Whether the record's answer is the extractive one standing in for a degenerate output of the model."""
+    return record.generator_kind == "extractive" and bool((record.meta or {}).get("raw_output"))
