@@ -5,7 +5,9 @@ so they keep pointing at the stored characters. Long tokens (URLs, hashes) wrap 
 
 Passages can be re-flowed for reading (`reflow_map`): a PDF line break inside a paragraph shows as a space and a
 word hyphenated across lines is joined. The map gives, for each stored character, what shows in its place, so a
-highlight over stored offsets [start, end) covers exactly the re-flowed text of those characters."""
+highlight over stored offsets [start, end) covers exactly the re-flowed text of those characters. Answers are
+always re-flowed (`answer_reflow_map`: a model's line breaks inside a sentence joined, list items kept on their
+lines), over the stored answer's offsets."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]{2,}")
 _LINE_BREAK = re.compile(r"(?<![\n \t\r])[ \t\r]*\n[ \t\r]*(?![ \t\r]*\n)")
 _HYPHENATED = re.compile(r"(?<=[a-z])-[ \t]*\n[ \t]*(?=[a-z])")
 _SENTENCE_END = ".!?:;"
+# The start of a list item on the next line ("2. ", "3) ", "- "), whose line break an answer keeps.
+_LIST_ITEM = re.compile(r"[ \t]*(?:\d+[.)]|[-*•])[ \t]")
 
 STYLE = """<style>
 .loupe-passage{white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;line-height:1.55;font-size:0.95rem}
@@ -63,6 +67,16 @@ def reflow_map(text: str) -> list[str]:
         if before in _SENTENCE_END and after[:1].isupper():
             continue  # probably a real line: a heading, a list item, a new sentence on its own line
         shown[start:end] = [" "] + [""] * (end - start - 1)
+    return shown
+
+
+def answer_reflow_map(text: str) -> list[str]:
+    """`reflow_map` for a model's answer: its line breaks inside a sentence ("system for image / recognition.")
+    join as in a passage, but a line break before a list item stays, so that a numbered answer keeps its lines."""
+    shown = reflow_map(text)
+    for match in _LINE_BREAK.finditer(text):
+        if _LIST_ITEM.match(text, match.end()):
+            shown[match.start() : match.end()] = list(text[match.start() : match.end()])
     return shown
 
 
@@ -140,14 +154,20 @@ def passage_html(text: str, question: str, spans: list[tuple[int, int, list[int]
 
 
 def answer_html(answer: str, support: dict[str, Any] | None) -> str:
-    """The answer, sentence by sentence, each marked supported (with its passages), unsupported or abstaining."""
+    """The answer, sentence by sentence, each marked supported (with its passages), unsupported or abstaining;
+    re-flowed for reading (`answer_reflow_map`), the sentences' offsets still those of the stored text."""
+    shown = answer_reflow_map(answer)
+
+    def piece(start: int, end: int) -> str:
+        return visible_html("".join(shown[start:end]))
+
     sentences = (support or {}).get("sentences") or []
     if not sentences:
-        return f'<div class="loupe-answer loupe-passage">{visible_html(answer)}</div>'
+        return f'<div class="loupe-answer loupe-passage">{piece(0, len(answer))}</div>'
     parts, position = [], 0
     for sentence in sentences:
         start, end = sentence["start"], sentence["end"]
-        parts.append(visible_html(answer[position:start]))
+        parts.append(piece(position, start))
         number = sentence["index"] + 1
         kind = sentence.get("kind", "claim")
         if kind == "abstention":
@@ -163,10 +183,10 @@ def answer_html(answer: str, support: dict[str, Any] | None) -> str:
         parts.append(
             f'<span class="loupe-sentence {css}" data-sentence="{number}" title="{hint}">'
             f'<sup class="loupe-label">{number}</sup>'
-            f"{visible_html(answer[start:end])}</span>{tag}"
+            f"{piece(start, end)}</span>{tag}"
         )
         position = end
-    parts.append(visible_html(answer[position:]))
+    parts.append(piece(position, len(answer)))
     return f'<div class="loupe-answer loupe-passage">{"".join(parts)}</div>'
 
 
