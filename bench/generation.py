@@ -39,7 +39,7 @@ import configuration  # noqa: F401 - first: it switches Haystack's telemetry off
 
 # isort: split
 from configuration.model_paths import apply_offline_mode, bundled_gguf
-from configuration.settings import DECODING, Settings
+from configuration.settings import DECODING, DEFAULT_PROMPT_TEMPLATE, Settings
 from loupe.degeneration import degeneration, finished_answer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +62,18 @@ Passages:
 {% endfor %}
 Question: {{ question }}
 Answer:"""
+# The default template with a one-line length instruction (a 135M model otherwise lists numbered variations).
+BRIEF_TEMPLATE = """Answer the question in one or two sentences, using only these passages. Cite them by number, like [1].
+If they do not contain the answer, say "The provided context does not contain this information."
+
+{% for passage in documents %}
+[{{ loop.index }}] {{ passage.meta.get("title", "") }}{% if passage.meta.get("page") %} (page {{ passage.meta["page"] }}){% endif %}
+{{ passage.content }}
+{% endfor %}
+Question: {{ question }}
+Answer:"""
+# The template before "Answer in one or two sentences, not a list:" ended it (plain "Answer:").
+EARLIER_TEMPLATE = DEFAULT_PROMPT_TEMPLATE.replace("Answer in one or two sentences, not a list:", "Answer:")
 CONFIGS: dict[str, dict[str, Any]] = {
     "greedy": {"decoding": {"do_sample": False}},
     "rp1.1": {"decoding": {"do_sample": False, "repetition_penalty": 1.1}},
@@ -71,9 +83,20 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "rp1.2+ngram3": {"decoding": {"do_sample": False, "repetition_penalty": 1.2, "no_repeat_ngram_size": 3}},
     "default": {"decoding": dict(DECODING)},  # configuration.settings.DECODING, the chosen one
     "default+long-prompt": {"decoding": dict(DECODING), "template": LONG_TEMPLATE},  # the template before
-    # the same decoding, fewer new tokens (an answer of two or three sentences) and fewer passages in the prompt
-    "default+96-tokens": {"decoding": dict(DECODING), "max_new_tokens": 96},
-    "default+96-tokens+3-passages": {"decoding": dict(DECODING), "max_new_tokens": 96, "passages": 3},
+    # the template before (plain "Answer:"), 256 new tokens, every passage: the demo's answers of issue 22
+    "earlier": {"decoding": dict(DECODING), "template": EARLIER_TEMPLATE, "max_new_tokens": 256},
+    # the same, fewer new tokens (an answer of a few sentences), then fewer passages in the prompt
+    "earlier+96-tokens": {"decoding": dict(DECODING), "template": EARLIER_TEMPLATE, "max_new_tokens": 96},
+    "earlier+96-tokens+3-passages": {"decoding": dict(DECODING), "template": EARLIER_TEMPLATE, "max_new_tokens": 96,
+                                     "passages": 3},
+    "brief+96-tokens": {"decoding": dict(DECODING), "max_new_tokens": 96, "template": BRIEF_TEMPLATE},
+    "brief+96-tokens+3-passages": {"decoding": dict(DECODING), "max_new_tokens": 96, "passages": 3,
+                                   "template": BRIEF_TEMPLATE},
+    # the template now in force: the length asked for last
+    "brief-last+96-tokens": {"decoding": dict(DECODING), "max_new_tokens": 96},
+    "brief-last+96-tokens+3-passages": {"decoding": dict(DECODING), "max_new_tokens": 96, "passages": 3},
+    "brief+rp1.2+96-tokens+3-passages": {"decoding": {**DECODING, "repetition_penalty": 1.2}, "max_new_tokens": 96,
+                                         "passages": 3, "template": BRIEF_TEMPLATE},
 }
 
 

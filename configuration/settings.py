@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Short, for a 135M model: the passages first, then the question, and one sentence to say when they lack the
-# answer (the phrase loupe.support counts as an abstention). Measured against longer wordings in bench/generation.py.
+# Short, for a 135M model: the passages first, then the question, one sentence to say when they lack the answer
+# (the phrase loupe.support counts as an abstention), and the length asked for last, where a small model reads it
+# just before answering (without it, it answers in numbered lists that drift). Measured against longer wordings
+# and the instruction first in bench/generation.py (figures in bench/README.md).
 DEFAULT_PROMPT_TEMPLATE = """Answer the question using only these passages. Cite them by number, like [1].
 If they do not contain the answer, say "The provided context does not contain this information."
 
@@ -23,7 +25,7 @@ If they do not contain the answer, say "The provided context does not contain th
 {{ passage.content }}
 {% endfor %}
 Question: {{ question }}
-Answer:"""
+Answer in one or two sentences, not a list:"""
 
 # Decoding of local transformers models (and the defaults written into prepared GGUF folders, which
 # `transformers serve` uses): greedy, which alone makes small models repeat themselves, with no 4-gram repeated.
@@ -58,7 +60,10 @@ class Settings:
     # The bundled model (configuration.model_paths.BUNDLED_GENERATOR): any hub id, local folder or .gguf file works.
     generator_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     generator_base_url: str = ""
-    generator_max_new_tokens: int = 256
+    # An answer of a few sentences, from the best-ranked passages: measured for the bundled model
+    # (bench/generation.py --demo, figures in bench/README.md). The extractive answerer is given every passage.
+    generator_max_new_tokens: int = 96
+    generator_passages: int = 3
     # How long an OpenAI-compatible server may take to answer (each read of a streamed answer) before Loupe falls
     # back to the extractive answerer for that answer.
     generator_timeout_s: float = 60.0
@@ -95,7 +100,7 @@ class Settings:
         if self.auth:
             _require_choice("auth", self.auth, AUTH_MODES)
         for name in ("top_k_bm25", "top_k_dense", "top_k", "chunk_words", "rrf_k", "generator_max_new_tokens",
-                     "import_max_member_mb", "import_max_archive_mb"):
+                     "generator_passages", "import_max_member_mb", "import_max_archive_mb"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.chunk_overlap_words < self.chunk_words:

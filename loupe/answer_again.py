@@ -11,7 +11,7 @@ from haystack import Document
 
 from configuration.settings import Settings
 from loupe.generators import GeneratorChoice, answer_with_fallback
-from loupe.qa import Answer, bounded_context
+from loupe.qa import Answer, generator_context
 from loupe.support import analyze_support
 from pipelines.answer import answer_inputs, build_answer_pipeline
 
@@ -34,7 +34,7 @@ def answer_from_passages(
 ) -> Answer:
     """Answer `question` from these passages with `choice` (falling back as any answer does), keeping the passages
     exactly as given; with `with_support`, the answer's support map against them. The generator is given them
-    within the same bounds as Ask (`loupe.qa.bounded_context`), and the answer's `context_note` says what was cut.
+    within the same bounds as Ask (`loupe.qa.generator_context`), and the answer's `context_note` says what was cut.
 
     :param pipeline: the answer pipeline `choice.component` is already part of (a component belongs to one
         pipeline; loupe.qa.Asker has one for its generator); None: the one it is in, else a new one."""
@@ -42,7 +42,7 @@ def answer_from_passages(
         raise ValueError("the record has no question to answer again")
     if not passages:
         raise ValueError("the record has no passages to answer from")
-    context = bounded_context([passage_document(passage) for passage in passages])
+    context = generator_context(settings, choice.kind, [passage_document(passage) for passage in passages])
     started = time.perf_counter()
 
     def run(current: GeneratorChoice, pipeline: Any) -> dict:

@@ -62,6 +62,19 @@ def bounded_context(documents: list[Document]) -> BoundedContext:
     return BoundedContext(kept, note)
 
 
+def generator_context(settings: Settings, generator_kind: str, documents: list[Document]) -> BoundedContext:
+    """`bounded_context` of the passages a generator is given: a model only the `generator_passages` best ranked
+    (a small model answers briefly and faster from fewer, bench/generation.py), the extractive answerer all of them
+    (it ranks their sentences itself); the note also says which passages were left out for that."""
+    most = len(documents) if generator_kind == "extractive" else settings.generator_passages
+    context = bounded_context(documents[:most])
+    if len(documents) <= most:
+        return context
+    note = (f"the generator was given the {most} best-ranked of the {len(documents)} passages "
+            f"(LOUPE_GENERATOR_PASSAGES)")
+    return BoundedContext(context.documents, note + (f"; of those, {context.note}" if context.note else ""))
+
+
 @dataclass
 class Answer:
     """Everything about one answered question that a reviewer needs to judge it."""
@@ -165,7 +178,7 @@ class Asker:
         started = time.perf_counter()
         documents = self.retrieve(question, doc_ids, mode, top_k)
         retrieved = time.perf_counter()
-        context = bounded_context(documents)
+        context = generator_context(self.settings, self.generator.kind, documents)
 
         def run(choice: GeneratorChoice, pipeline: Pipeline) -> dict:
             inputs = answer_inputs(choice.component, question, context.documents, streaming_callback)

@@ -156,3 +156,18 @@ def test_a_batch_run_replaces_and_counts_degenerate_answers(demo_bundle, session
                        doc_ids=["coral_reef_segmentation"], mode="hybrid", top_k=3)
     assert (report.answered, report.degenerate) == (2, 1)
     assert report.summary().endswith("; 1 of them by the extractive answerer, the model's output being degenerate")
+
+
+def test_a_model_is_given_the_best_ranked_passages_and_the_record_says_so(demo_bundle, sessions):
+    """The bundled model answers from `generator_passages` (3) of the top-k; the extractive answerer from all."""
+    settings, bundle = demo_bundle
+    asker = Asker(settings, bundle, generator=bundled_stand_in(CLEAN))
+    record = ask_and_record(sessions, asker, actor=ADMIN, question="How was the data split?", top_k=5,
+                            analyse=False)
+    assert len(record.passages) == 5
+    assert "\n[3] " in record.prompt and "\n[4] " not in record.prompt
+    assert record.meta["context_cut"] == ("the generator was given the 3 best-ranked of the 5 passages "
+                                          "(LOUPE_GENERATOR_PASSAGES)")
+    extractive = ask_and_record(sessions, Asker(settings, bundle), actor=ADMIN, question="How was the data split?",
+                                top_k=5, analyse=False)
+    assert "context_cut" not in extractive.meta
