@@ -42,7 +42,7 @@ def stream_into_page(work: Callable[[Callable[[Any], None], Callable[[str], None
     try:
         while (item := chunks.get()) is not None:
             if isinstance(item, tuple):
-                st.warning(md("The generator failed, so the extractive answerer answered instead: {}", item[1]))
+                st.warning(md("The extractive answerer answered instead: {}", item[1]))  # the reason says why
                 text = ""
                 continue
             text += item
