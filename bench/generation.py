@@ -5,6 +5,7 @@
     python bench/generation.py --questions 2 --max-new-tokens 64 --configs greedy,measured
     python bench/generation.py --skip-quality        # speed and load time only
     python bench/generation.py --json                # the results alone, as one JSON object
+    python bench/generation.py --demo --top-k 5 --skip-speed --configs earlier,brief-last+96-tokens+3-passages
 
 Quality: the PDFs are ingested into a temporary store; each study question (../shared/data/kommineni2024/CQs.txt)
 is asked of each paper (hybrid retrieval within the paper, top 3 passages), and a few questions no paper can
@@ -14,7 +15,10 @@ answers the same prompts, greedily, from the same loaded model. Each answer is s
 `repeated` = sentences that repeat an earlier sentence of the same answer (normalised text) / all sentences,
 `false_abstain` = answerable items the answer abstains on, `abstain_when_absent` = unanswerable items it abstains
 on, `hit_limit` = answers cut by max_new_tokens, `tokens` = mean generated tokens. A configuration's prompt is
-the default template unless it names another.
+the default template unless it names another; it may also set its own max_new_tokens and how many of the passages
+the model is given. Each output is first ended and checked as the app does (loupe.degeneration): `shown` = outputs
+shown as the model's answer, `degenerate` = outputs caught (scored as empty), `ttft_s` = median seconds to the first
+streamed token. `--demo` asks every line of demo/questions.txt over the demo corpus instead (hybrid, --top-k).
 
 Speed: one prompt of the benchmark (3 passages), answered `--speed-runs` times with the default decoding,
 streamed: time to first token and generated tokens per second after it, in-process (TransformersChatGenerator)
