@@ -82,6 +82,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     )
     if answer.context_note:  # in the JSON too, as context_note; after a streamed answer, on a line of its own
         print(("" if args.json else "\n") + f"NOTE: context cut: {answer.context_note}", file=sys.stderr)
+    if answer.generator.get("answer_cut"):  # the whole output is in --json as generator.raw_output
+        print(f"NOTE: answer cut: {answer.generator['answer_cut']} (the model's whole output: generator.raw_output "
+              "in --json)", file=sys.stderr)
     support = answer.support
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))

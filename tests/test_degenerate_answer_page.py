@@ -19,6 +19,17 @@ QUESTION = "Which metrics were used to evaluate the model?"
 REASON = "the bundled model enumerated numbers without words ('1. 1.1.1'); showing the extractive answer"
 
 
+CUT_OUTPUT = "The models were scored by F1 on held-out sites. Precision and recall were also"
+CUT = "left out an unfinished last sentence ('Precision and recall were also')"
+
+
+@pytest.fixture
+def cut_model(monkeypatch):
+    """The configured generator replays an output that stopped at its token limit mid-sentence."""
+    monkeypatch.setattr("loupe.qa.choose_generator",
+                        lambda settings, *args: bundled_stand_in(CUT_OUTPUT, finish_reason="length"))
+
+
 @pytest.fixture
 def degenerate_model(monkeypatch):
     """The configured generator, as `choose_generator` builds it, replays a degenerate output."""
@@ -47,3 +58,18 @@ def test_cli_ask_notes_the_fallback_and_keeps_the_output(demo_data_dir, monkeypa
     assert answer["generator"]["kind"] == "extractive" and answer["generator"]["fallback_reason"] == REASON
     assert answer["generator"]["raw_output"] == WORDLESS_ENUMERATION
     assert "1.1.1" not in answer["answer"]
+
+
+def test_a_cut_answer_is_said_on_the_page_and_in_the_cli(demo_data_dir, monkeypatch, capsys, cut_model):
+    app = run_app(monkeypatch, demo_data_dir)
+    app.text_input(key="ask_question").input(QUESTION)
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    assert "Cut from the model's output (the record keeps it whole): " + escape_markdown(CUT) + "." in [
+        caption.value for caption in app.caption]
+    assert cli.main(["ask", QUESTION, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"NOTE: answer cut: {CUT} (the model's whole output: generator.raw_output in --json)" in captured.err
+    answer = json.loads(captured.out)
+    assert answer["answer"] == "The models were scored by F1 on held-out sites."
+    assert answer["generator"]["raw_output"] == CUT_OUTPUT and answer["generator"]["answer_cut"] == CUT

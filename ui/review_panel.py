@@ -159,6 +159,8 @@ def show_answer(record: Record) -> None:
     st.html(answer_html(record.answer, record.support))
     _support_summary(record.support, has_passages=bool(record.passages))
     st.caption(md("Generator: {} · {}", record.generator_kind, record.generator_model))
+    if (record.meta or {}).get("answer_cut"):  # the record keeps the whole output as meta raw_output
+        st.caption(md("Cut from the model's output (the record keeps it whole): {}.", record.meta["answer_cut"]))
     if record.generator_note:
         st.warning(md("Answered by the extractive fallback: {}", record.generator_note))
 
