@@ -98,7 +98,7 @@ if not chart.empty:
 def analyze_with_progress(run: str) -> None:
     bar = st.progress(0.0, text="Analysing…")
     analyze_pending(sessions, settings, run=run, progress=lambda done, total, _: bar.progress(
-        done / max(total, 1), text=f"Analysed {done} of {total} records"))
+        done / max(total, 1), text=md("Analysed {} of {} records", done, total)))
     st.rerun()
 
 

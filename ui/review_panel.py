@@ -222,7 +222,7 @@ def _support_summary(support: dict[str, Any] | None, has_passages: bool) -> None
     if not support:
         return
     if cut := describe_cut(support.get("cut")):
-        st.warning(cut)
+        st.warning(md("{}", cut))
     if support.get("abstains"):
         st.info("The answer says the context does not contain the information.")
     if not has_passages:

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 USERS = {"ana": "annotator", "ben": "annotator", "rita": "reviewer", "root": "admin"}
 ALL_ROLES = {"Ask", "Queue", "Records", "Progress"}
-PAGES = {"annotator": ALL_ROLES, "reviewer": ALL_ROLES | {"Adjudicate", "Overview"},
-         "admin": ALL_ROLES | {"Adjudicate", "Overview", "Import", "Batch", "Users"}}
+PAGES = {"annotator": ALL_ROLES, "reviewer": ALL_ROLES | {"Adjudicate", "Overview", "Scorecard"},
+         "admin": ALL_ROLES | {"Adjudicate", "Overview", "Scorecard", "Import", "Batch", "Users"}}
 
 
 def cli(data_dir, *args: str, stdin: str = "") -> str:
