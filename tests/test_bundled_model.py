@@ -191,7 +191,9 @@ def test_cli_ask_json_reports_the_bundled_model(bundled_env, bundled_folder, cap
     code = cli.main(["ask", "Which GPU was used?", "--doc", "sonar_fish_counting", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "NOTE" not in err
+    # the only note is which passages the model was given (LOUPE_GENERATOR_PASSAGES): no fallback, no cut answer
+    notes = [line for line in err.splitlines() if line.startswith("NOTE")]
+    assert all(note.startswith("NOTE: context cut: the generator was given the 3 best-ranked") for note in notes), err
     generator = json.loads(out)["generator"]
     assert generator["kind"] == "transformers" and generator["model"] == BUNDLED_GENERATOR
     assert generator["path"] == str(bundled_folder) and generator["fallback_reason"] is None

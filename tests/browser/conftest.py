@@ -52,12 +52,20 @@ def browser():
         instance.close()
 
 
-def upload(page, uploader: int, path: Path) -> None:
-    """Choose `path` in the page's `uploader`-th file uploader and wait until the upload has finished: the chip's
+# the Import page's two uploaders, by their labels
+RECORD_FILES = "Record and verdict files, or a zip"
+QUESTION_SET = "Question set for answer-only records"
+
+
+def upload(page, label: str, path: Path) -> None:
+    """Choose `path` in the file uploader whose label holds `label` and wait until the upload has finished: the chip's
     button reads "Remove <name>" only then ("Cancel upload of <name>" before). A failed upload fails here, with
-    the uploader's own message, instead of later as a form that submitted without the file."""
-    page.locator("input[type=file]").nth(uploader).set_input_files(str(path))
-    chip = page.get_by_test_id("stFileChip").filter(has=page.get_by_title(path.name, exact=True))
+    the uploader's own message, instead of later as a form that submitted without the file. By label, not by
+    position: while a page is still being drawn the first file input may be another uploader."""
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text=label)
+    uploader.wait_for(timeout=60_000)
+    uploader.locator("input[type=file]").set_input_files(str(path))
+    chip = uploader.get_by_test_id("stFileChip").filter(has=page.get_by_title(path.name, exact=True))
     chip.wait_for(timeout=60_000)
     done = chip.get_by_role("button", name=f"Remove {path.name}", exact=True).or_(chip.get_by_role("alert"))
     done.first.wait_for(timeout=60_000)

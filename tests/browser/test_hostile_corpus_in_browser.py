@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.browser.conftest import alert_after, start_app, upload
+from tests.browser.conftest import QUESTION_SET, RECORD_FILES, alert_after, start_app, upload
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -148,13 +148,13 @@ def test_every_page_shows_the_hostile_corpus_without_loading_or_running_anything
         nothing_escaped(page, title)
 
     visit(page, url, "Import")
-    upload(page, 0, folder / "hostile.zip")
-    upload(page, 1, folder / "questions.jsonl")
+    upload(page, RECORD_FILES, folder / "hostile.zip")
+    upload(page, QUESTION_SET, folder / "questions.jsonl")
     shown = alert_after(page, page.get_by_role("button", name="Import").click)
     assert shown.startswith("Cannot import"), f"the broken question set is refused, and its error quotes it: {shown!r}"
     nothing_escaped(page, "Import, question-set error")
     visit(page, url, "Import")  # a fresh form, without the question set
-    upload(page, 0, folder / "hostile.zip")
+    upload(page, RECORD_FILES, folder / "hostile.zip")
     shown = alert_after(page, page.get_by_role("button", name="Import").click)
     assert "records 1 added" in shown, shown
     nothing_escaped(page, "Import, zip members")

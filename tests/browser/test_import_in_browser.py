@@ -11,7 +11,7 @@ from sqlalchemy import select
 from configuration.settings import Settings
 from review.db import open_database
 from review.models import Annotation, Record
-from tests.browser.conftest import alert_after, start_app, upload
+from tests.browser.conftest import RECORD_FILES, alert_after, start_app, upload
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def uploaded(browser, tmp_path):
 
 def test_zip_upload_imports_records_and_verdicts(uploaded):
     page, url, data_dir, archive = uploaded
-    upload(page, 0, archive)
+    upload(page, RECORD_FILES, archive)
     page.get_by_role("textbox", name="Run").fill("uploaded")
     page.get_by_role("textbox", name="Verdicts are by").fill("kommineni")
     shown = alert_after(page, page.get_by_role("button", name="Import").click)
