@@ -88,7 +88,7 @@ def undone(undone_id: str) -> None:
 
 
 if (record.meta or {}).get("context_cut"):  # the record keeps every passage; say which the answer could use
-    st.info(md("The answer was generated from part of the passages: {}.", record.meta["context_cut"]))
+    st.caption(md("The answer was generated from part of the passages: {}.", record.meta["context_cut"]))
 review_panel(record, sessions, principal, key="ask_panel", on_saved=moved_on, on_undone=undone,
              search=asker.search_evidence)
 answer_again_panel(record, asker, sessions, principal, key="ask")

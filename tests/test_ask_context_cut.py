@@ -41,11 +41,11 @@ def ask_on_page(app, top_k: int) -> None:
 def test_the_ask_page_stores_and_shows_what_was_cut(demo_data_dir, monkeypatch):
     app = run_app(monkeypatch, demo_data_dir, LOUPE_GENERATOR_KIND="extractive")
     ask_on_page(app, top_k=3)
-    assert not [info for info in app.info if info.value.startswith(CUT_INFO)], "three passages fit: nothing said"
+    assert not [info for info in app.caption if info.value.startswith(CUT_INFO)], "three passages fit: nothing said"
     assert "context_cut" not in stored_meta(demo_data_dir)[0]
 
     ask_on_page(app, top_k=50)
-    [shown] = [info.value for info in app.info if info.value.startswith(CUT_INFO)]
+    [shown] = [info.value for info in app.caption if info.value.startswith(CUT_INFO)]
     [cut] = [meta["context_cut"] for meta in stored_meta(demo_data_dir) if "context_cut" in meta]
     assert cut.startswith("the generator was given ") and f"{MAX_CONTEXT_CHARS:,} characters" in cut
     assert shown == CUT_INFO + escape_markdown(cut) + ".", "the stored note, as literal text (ui.text_safety)"
