@@ -1,7 +1,9 @@
 """Answer again's Cancel in a real browser: pressed while the bundled model streams, the generator stops, the page says
 that nothing was stored, and no record was added. The app answers Ask with the extractive answerer (quick), and
-Answer again with the bundled SmolLM2 (tests/bundled.py), whose 256 new tokens stream for many seconds on a busy
-machine: long enough to press Cancel after the first visible token, and the test waits only for what the page shows."""
+Answer again with the bundled SmolLM2 (tests/bundled.py). The default prompt asks for one or two sentences, which the
+model writes in a second or two, sooner than a click lands; so this app's prompt asks for a long count and allows 400
+new tokens: many seconds of streaming, long enough to press Cancel after the first visible token. The test waits only
+for what the page shows."""
 
 from __future__ import annotations
 
@@ -20,10 +22,15 @@ pytestmark = pytest.mark.slow
 CANCELLED = "Answer again was cancelled: the generator stopped and nothing was stored."
 
 
+LONG_ANSWER = {"LOUPE_GENERATOR_MAX_NEW_TOKENS": "400",
+               "LOUPE_PROMPT_TEMPLATE": "{% for passage in documents %}{{ passage.content }}\n{% endfor %}"
+                                        "Count from 1 to 200, one number a line, in words. {{ question }}"}
+
+
 @pytest.fixture
 def app(demo_data_dir):
     prepare_bundled()  # once per machine; the app then loads the folder from the model cache
-    process, url = start_app(demo_data_dir)
+    process, url = start_app(demo_data_dir, LONG_ANSWER)
     yield url, demo_data_dir
     process.terminate()
     process.wait(timeout=20)
