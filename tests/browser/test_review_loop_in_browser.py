@@ -84,9 +84,13 @@ def page(browser, app_url):
 
 
 def wait_shown(page, other_than: str | None = None) -> str:
-    """Wait until a record other than `other_than` is fully shown; its id (external)."""
+    """Wait until a record other than `other_than` is fully shown, its support map drawn; its id (external).
+
+    The support map too: while the background worker analyses the shown record, its completion reruns the whole
+    page, and a key pressed in that instant can be superseded by that rerun (a known race, see the closing note)."""
     page.wait_for_function(f"(before) => {{ const shown = ({SHOWN_JS})(); return shown && shown !== before "
-                           f"&& ({IDLE_JS})() && !!document.querySelector('.loupe-passage'); }}",
+                           f"&& ({IDLE_JS})() && !!document.querySelector('.loupe-passage') "
+                           f"&& !document.querySelector('.loupe-support-pending'); }}",
                            arg=other_than or "", timeout=90_000, polling="raf")
     page.wait_for_timeout(150)
     page.wait_for_function(IDLE_JS, timeout=90_000)
