@@ -43,7 +43,7 @@ import configuration  # noqa: F401 - first: it switches Haystack's telemetry off
 
 # isort: split
 from configuration.model_paths import apply_offline_mode, bundled_gguf
-from configuration.settings import DECODING, DEFAULT_PROMPT_TEMPLATE, Settings
+from configuration.settings import DECODING, DEFAULT_PROMPT_TEMPLATE, PASSAGES_BLOCK, Settings
 from loupe.degeneration import degeneration, finished_answer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,21 +60,13 @@ Cite the passages you use by their number, like [1] or [2][3].
 If the passages do not contain the answer, say "The provided context does not contain this information." and stop.
 
 Passages:
-{% for passage in documents %}
-[{{ loop.index }}] {{ passage.meta.get("title", "") }}{% if passage.meta.get("page") %} (page {{ passage.meta["page"] }}){% endif %}
-{{ passage.content }}
-{% endfor %}
-Question: {{ question }}
+""" + PASSAGES_BLOCK + """Question: {{ question }}
 Answer:"""
 # The default template with a one-line length instruction (a 135M model otherwise lists numbered variations).
 BRIEF_TEMPLATE = """Answer the question in one or two sentences, using only these passages. Cite them by number, like [1].
 If they do not contain the answer, say "The provided context does not contain this information."
 
-{% for passage in documents %}
-[{{ loop.index }}] {{ passage.meta.get("title", "") }}{% if passage.meta.get("page") %} (page {{ passage.meta["page"] }}){% endif %}
-{{ passage.content }}
-{% endfor %}
-Question: {{ question }}
+""" + PASSAGES_BLOCK + """Question: {{ question }}
 Answer:"""
 # The template before "Answer in one or two sentences, not a list:" ended it (plain "Answer:").
 EARLIER_TEMPLATE = DEFAULT_PROMPT_TEMPLATE.replace("Answer in one or two sentences, not a list:", "Answer:")

@@ -17,15 +17,18 @@ from typing import Any
 # (the phrase loupe.support counts as an abstention), and the length asked for last, where a small model reads it
 # just before answering (without it, it answers in numbered lists that drift). Measured against longer wordings
 # and the instruction first in bench/generation.py (figures in bench/README.md).
-DEFAULT_PROMPT_TEMPLATE = """Answer the question using only these passages. Cite them by number, like [1].
-If they do not contain the answer, say "The provided context does not contain this information."
-
-{% for passage in documents %}
+# The numbered passages, as every prompt (and bench/generation.py's variants) lists them.
+PASSAGES_BLOCK = """{% for passage in documents %}
 [{{ loop.index }}] {{ passage.meta.get("title", "") }}{% if passage.meta.get("page") %} (page {{ passage.meta["page"] }}){% endif %}
 {{ passage.content }}
 {% endfor %}
-Question: {{ question }}
-Answer in one or two sentences, not a list:"""
+"""
+DEFAULT_PROMPT_TEMPLATE = ("""Answer the question using only these passages. Cite them by number, like [1].
+If they do not contain the answer, say "The provided context does not contain this information."
+
+"""
+                           + PASSAGES_BLOCK + """Question: {{ question }}
+Answer in one or two sentences, not a list:""")
 
 # Decoding of local transformers models (and the defaults written into prepared GGUF folders, which
 # `transformers serve` uses): greedy, which alone makes small models repeat themselves, with no 4-gram repeated.
